@@ -1,0 +1,195 @@
+"""Command line and PYINIT_* environment into a Config; bad input exits 2 with one line.
+
+A hand-written parser rather than argparse/getopt: both pull in gettext and re at start-up, and
+pyinit needs exact control of the message (which value was bad) and of where options stop
+(at the first non-option, so COMMAND's own options are never touched).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from pyinit import __version__, log, signals
+
+TYPE_CHECKING = False  # typing and collections.abc cost ~3 ms of start-up; annotations only
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import TypeVar
+
+    T = TypeVar("T")
+
+USAGE_ERROR = 2
+
+HELP = """\
+usage: pyinit [OPTIONS] [--] COMMAND [ARGS...]
+
+Run COMMAND as a container init: forward signals to it, reap every zombie, and when it exits
+tear down everything left (TERM, grace period, KILL), then exit with its status.
+
+options (environment variable in brackets; the command line wins):
+  -r, --rewrite FROM:TO  rewrite signal FROM to TO before forwarding; TO=0 drops it; names
+                         (TERM, SIGTERM, any case) or numbers; repeatable   [PYINIT_REWRITE]
+  -c, --single-child     forward signals to the main child only, not its process group
+                                                                      [PYINIT_SINGLE_CHILD]
+  -t, --grace SECONDS    time between TERM and KILL at teardown (default 5)  [PYINIT_GRACE]
+  -e, --expect-exit CODE exit 0 when the main child exits with CODE; repeatable
+                                                                      [PYINIT_EXPECT_EXIT]
+  -p, --pdeathsig SIGNAL signal pyinit gets when its parent dies      [PYINIT_PDEATHSIG]
+  -v, --verbose          log lifecycle events to stderr; twice for every reap  [PYINIT_VERBOSE]
+  -q, --quiet            log errors only, no warnings                       [PYINIT_QUIET]
+      --version          print the version and exit
+  -h, --help             print this help and exit
+
+exit status: COMMAND's status; 128+N if it died from signal N; 0 for --expect-exit codes;
+2 usage error; 125 pyinit failed to start COMMAND; 126 COMMAND not executable; 127 not found.
+"""
+
+_TAKES_VALUE = {"r": "rewrite", "t": "grace", "e": "expect-exit", "p": "pdeathsig"}
+_FLAGS = {"c": "single-child", "v": "verbose", "q": "quiet", "h": "help"}
+_LONG = set(_TAKES_VALUE.values()) | set(_FLAGS.values()) | {"version"}
+
+
+class UsageError(Exception):
+    """One line saying which value was wrong."""
+
+
+class Config:
+    """Everything the runtime needs, resolved from the command line and the environment."""
+
+    __slots__ = (
+        "command",
+        "expect_exit",
+        "grace",
+        "pdeathsig",
+        "rewrites",
+        "single_child",
+        "verbosity",
+    )
+
+    def __init__(self, command: list[str], rewrites: dict[int, int], single_child: bool,
+                 grace: float, expect_exit: frozenset[int], pdeathsig: int,
+                 verbosity: int) -> None:
+        self.command = command
+        self.rewrites = rewrites
+        self.single_child = single_child
+        self.grace = grace
+        self.expect_exit = expect_exit
+        self.pdeathsig = pdeathsig
+        self.verbosity = verbosity
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
+    """Parse or exit: 0 after --help/--version, 2 after a usage error."""
+    try:
+        options, command = _split(argv)
+        if "help" in options:
+            sys.stdout.write(HELP)
+            raise SystemExit(0)
+        if "version" in options:
+            sys.stdout.write(f"pyinit {__version__}\n")
+            raise SystemExit(0)
+        if not command:
+            raise UsageError("no COMMAND given")
+        return _resolve(options, command, environ)
+    except UsageError as error:
+        log.error(f"{error} (see 'pyinit --help')")
+        raise SystemExit(USAGE_ERROR) from None
+
+
+def _split(argv: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """Options (name -> values in order) and the command, which starts at the first non-option."""
+    options: dict[str, list[str]] = {}
+    args = list(argv)
+    while args and args[0].startswith("-") and args[0] != "-":
+        arg = args.pop(0)
+        if arg == "--":
+            break
+        if arg.startswith("--"):
+            key, has_value, value = arg[2:].partition("=")
+            if key not in _LONG:
+                raise UsageError(f"unknown option '{arg}'")
+            if key in _TAKES_VALUE.values():
+                if not has_value:
+                    value = _next_value(args, arg)
+                options.setdefault(key, []).append(value)
+            elif has_value:
+                raise UsageError(f"option '--{key}' takes no value")
+            else:
+                options.setdefault(key, []).append("")
+            continue
+        letters = arg[1:]
+        while letters:
+            letter, letters = letters[0], letters[1:]
+            if letter in _FLAGS:
+                options.setdefault(_FLAGS[letter], []).append("")
+            elif letter in _TAKES_VALUE:
+                value = letters or _next_value(args, f"-{letter}")
+                options.setdefault(_TAKES_VALUE[letter], []).append(value)
+                letters = ""
+            else:
+                raise UsageError(f"unknown option '-{letter}'")
+    return options, args
+
+
+def _next_value(args: list[str], option: str) -> str:
+    if not args:
+        raise UsageError(f"option '{option}' needs a value")
+    return args.pop(0)
+
+
+def _resolve(options: dict[str, list[str]], command: list[str],
+             environ: Mapping[str, str]) -> Config:
+    def values(key: str) -> list[str]:
+        """Command-line values, or else the environment variable's, split on commas/spaces."""
+        if key in options:
+            return options[key]
+        return environ.get("PYINIT_" + key.upper().replace("-", "_"), "").replace(",", " ").split()
+
+    rewrites = dict(signals.DEFAULT_REWRITES)
+    for text in values("rewrite"):
+        rewrites.update([_convert(signals.parse_rewrite, text, "signal rewrite (FROM:TO)")])
+
+    grace_text = values("grace")
+    grace = _convert(float, grace_text[-1], "grace period") if grace_text else 5.0
+    if grace < 0 or not math.isfinite(grace):
+        raise UsageError(f"invalid grace period '{grace_text[-1]}': must be >= 0 seconds")
+
+    expect = {_convert(_exit_code, text, "exit code") for text in values("expect-exit")}
+
+    death_text = values("pdeathsig")
+    pdeathsig = _convert(signals.parse, death_text[-1], "signal") if death_text else 0
+
+    if "verbose" in options or "quiet" in options:
+        verbosity = 0 if "quiet" in options else log.WARNING + len(options.get("verbose", ()))
+    else:
+        verbosity = log.WARNING + _convert(int, environ.get("PYINIT_VERBOSE") or "0",
+                                           "PYINIT_VERBOSE level")
+        if _flag(environ, "PYINIT_QUIET"):
+            verbosity = log.ERROR
+
+    single = "single-child" in options or _flag(environ, "PYINIT_SINGLE_CHILD")
+    return Config(command, rewrites, single, grace, frozenset(expect), pdeathsig, verbosity)
+
+
+def _exit_code(text: str) -> int:
+    code = int(text)
+    if not 0 <= code <= 255:
+        raise ValueError(text)
+    return code
+
+
+def _convert(convert: Callable[[str], T], text: str, what: str) -> T:
+    try:
+        return convert(text)
+    except ValueError:
+        raise UsageError(f"invalid {what} '{text}'") from None
+
+
+def _flag(environ: Mapping[str, str], variable: str) -> bool:
+    value = environ.get(variable, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise UsageError(f"invalid {variable} '{value}': use 1 or 0")

@@ -1,0 +1,95 @@
+"""pyinit's whole life, top to bottom: configure, start the child, forward and reap until it
+exits, tear down what is left, exit with its status.
+
+No signal handlers anywhere: every handled signal is blocked before the child exists and taken
+with sigwaitinfo, so none is lost, none interrupts pyinit's own code, and nothing wakes pyinit
+while nothing happens.
+"""
+
+from __future__ import annotations
+
+import _signal
+import os
+
+import _prctl
+
+from pyinit import cli, environ, log, reaper, signals, spawn, teardown
+
+
+def main(argv: list[str]) -> int:
+    config = cli.parse(argv, os.environ)
+    log.level = config.verbosity
+    environ.restore()
+    _configure_process(config.pdeathsig)
+
+    chld_ignored = _signal.getsignal(signals.SIGCHLD) == _signal.SIG_IGN
+    _signal.signal(signals.SIGCHLD, _signal.SIG_DFL)  # an ignored SIGCHLD would auto-reap
+    tty = spawn.release_terminal()
+    original_mask = signals.block()
+    try:
+        child = spawn.start(config.command, original_mask, tty, chld_ignored)
+    except spawn.SpawnError as error:
+        log.error(str(error))
+        return error.status
+    log.info(f"started {child}: {' '.join(config.command)}")
+
+    status = _forward_until_exit(child, config)
+    code = reaper.exit_code(status)
+    log.info(f"main child {child} exited: {code}")
+
+    stop_signal = config.rewrites.get(signals.SIGTERM) or signals.SIGTERM
+    teardown.run(stop_signal, config.grace)
+    return 0 if code in config.expect_exit else code
+
+
+def _configure_process(pdeathsig: int) -> None:
+    """Subreaper (so orphans come to pyinit even when it is not PID 1), parent-death signal, and
+    the name `ps` shows."""
+    try:
+        _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
+    except OSError as error:
+        if os.getpid() != 1:
+            log.warning(f"cannot become a child subreaper ({error.strerror}): orphans that "
+                        "leave the child's tree will not be reaped or torn down")
+    if pdeathsig:
+        _prctl.prctl(_prctl.PR_SET_PDEATHSIG, pdeathsig)
+    _prctl.prctl(_prctl.PR_SET_NAME, "pyinit")
+
+
+def _forward_until_exit(child: int, config: cli.Config) -> int:
+    """Forward every signal but SIGCHLD; reap on SIGCHLD. Returns the main child's wait status."""
+    target = child if config.single_child else -child
+    describe = log.level >= log.INFO
+    while True:
+        sig = signals.wait()
+        if sig != signals.SIGCHLD:
+            _forward(sig, target, config.rewrites)
+            continue
+        main_status = None
+        for pid, status, name in reaper.reap(describe):
+            if pid == child:
+                main_status = status
+            else:
+                log.info(f"reaped orphan {pid} ({name}): exit {reaper.exit_code(status)}")
+        if main_status is not None:
+            return main_status
+
+
+def _forward(sig: int, target: int, rewrites: dict[int, int]) -> None:
+    sent = rewrites.get(sig, sig)
+    whom = f"process group {-target}" if target < 0 else f"child {target}"
+    if not sent:
+        log.info(f"dropped {signals.name(sig)}")
+        return
+    try:
+        os.kill(target, sent)
+    except ProcessLookupError:
+        return  # exited, not yet reaped: the SIGCHLD is on its way
+    if sent == sig:
+        log.info(f"forwarded {signals.name(sig)} to {whom}")
+    else:
+        log.info(f"rewrote {signals.name(sig)} to {signals.name(sent)} for {whom}")
+    if sent == signals.SIGSTOP and sig in signals.JOB_CONTROL and os.getpid() != 1:
+        # Like dumb-init: stop with the child, so the shell that sent the job-control signal
+        # sees pyinit stopped too; its SIGCONT then resumes pyinit and is forwarded.
+        os.kill(os.getpid(), signals.SIGSTOP)

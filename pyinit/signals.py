@@ -1,0 +1,98 @@
+"""Signal names and numbers, the rewrite table, and the set of signals pyinit waits for.
+
+Built on the C-level ``_signal`` module: ``signal`` imports ``enum``, which costs several
+milliseconds of start-up for names this module can derive itself.
+"""
+
+from __future__ import annotations
+
+import _signal
+
+SIGCHLD: int = _signal.SIGCHLD
+SIGCONT: int = _signal.SIGCONT
+SIGKILL: int = _signal.SIGKILL
+SIGSTOP: int = _signal.SIGSTOP
+SIGTERM: int = _signal.SIGTERM
+SIGHUP: int = _signal.SIGHUP
+SIGPIPE: int = _signal.SIGPIPE
+SIGXFSZ: int = _signal.SIGXFSZ
+RTMIN: int = _signal.SIGRTMIN
+RTMAX: int = _signal.SIGRTMAX
+
+# Job-control stops are discarded by the kernel for an orphaned process group, which is what the
+# child's new session is; like dumb-init in setsid mode, pyinit turns them into SIGSTOP.
+JOB_CONTROL = frozenset({_signal.SIGTSTP, _signal.SIGTTIN, _signal.SIGTTOU})
+DEFAULT_REWRITES = {sig: SIGSTOP for sig in JOB_CONTROL}
+
+# Everything that can be caught: sigfillset() minus KILL and STOP (glibc already leaves out the
+# two real-time signals it reserves). Blocked and collected with sigwaitinfo, never handled.
+HANDLED = frozenset(_signal.valid_signals()) - {SIGKILL, SIGSTOP}
+
+_ALIASES = {"SIGIOT", "SIGCLD", "SIGPOLL", "SIGRTMIN", "SIGRTMAX"}
+_BY_NAME = {
+    name[3:]: value
+    for name, value in vars(_signal).items()
+    if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(value, int)
+}
+_BY_NUMBER = {
+    value: "SIG" + name for name, value in _BY_NAME.items() if "SIG" + name not in _ALIASES
+}
+
+
+def name(sig: int) -> str:
+    """SIGTERM, SIGRTMIN+3, or 'signal N' for the rest."""
+    if sig in _BY_NUMBER:
+        return _BY_NUMBER[sig]
+    if RTMIN <= sig <= RTMAX:
+        return f"SIGRTMIN+{sig - RTMIN}"
+    return f"signal {sig}"
+
+
+def parse(text: str) -> int:
+    """A signal number from a name (TERM, sigterm, SIGRTMIN+2, RTMAX-1) or a number.
+
+    Raises ValueError for anything that is not a signal of this system; 0 is returned as 0
+    so callers decide whether "no signal" is allowed.
+    """
+    word = text.strip().upper()
+    if word.isdigit():
+        number = int(word)
+        if number == 0 or number in _signal.valid_signals() or number in (SIGKILL, SIGSTOP):
+            return number
+        raise ValueError(text)
+    word = word[3:] if word.startswith("SIG") else word
+    if word in _BY_NAME:
+        return _BY_NAME[word]
+    for base, first, sign in (("RTMIN", RTMIN, "+"), ("RTMAX", RTMAX, "-")):
+        offset = word[len(base):] if word.startswith(base) else None
+        if offset == "":
+            return first
+        if offset and offset[0] == sign and offset[1:].isdigit():
+            number = first + int(offset)
+            if RTMIN <= number <= RTMAX:
+                return number
+    raise ValueError(text)
+
+
+def parse_rewrite(text: str) -> tuple[int, int]:
+    """FROM:TO, where FROM is a catchable signal and TO a signal or 0 (drop)."""
+    source, sep, target = text.partition(":")
+    if not sep:
+        raise ValueError(text)
+    from_sig, to_sig = parse(source), parse(target)
+    if from_sig not in HANDLED:
+        raise ValueError(source)
+    return from_sig, to_sig
+
+
+def block() -> set[int]:
+    """Block every handled signal; returns the mask pyinit was started with, for the child."""
+    return _signal.pthread_sigmask(_signal.SIG_BLOCK, HANDLED)
+
+
+def wait(timeout: float | None = None) -> int:
+    """The next handled signal (0 on timeout). Nothing else wakes pyinit."""
+    if timeout is None:
+        return _signal.sigwaitinfo(HANDLED).si_signo
+    info = _signal.sigtimedwait(HANDLED, max(timeout, 0.0))
+    return info.si_signo if info is not None else 0

@@ -1,0 +1,107 @@
+"""Start the main child: a new session, the controlling terminal, a clean signal state, exec.
+
+Exec failure comes back through a close-on-exec pipe, as in CPython's _posixsubprocess: the
+pipe reads empty when exec succeeded, or carries the errno when it did not.
+"""
+
+from __future__ import annotations
+
+import _signal
+import errno
+import os
+
+from pyinit import signals
+
+NOT_FOUND, NOT_EXECUTABLE, CANNOT_START = 127, 126, 125
+
+
+class SpawnError(Exception):
+    """The command could not be started; ``status`` is what pyinit exits with."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def release_terminal() -> bool:
+    """Hand the controlling terminal over to the child (as dumb-init does); True if stdin is a TTY.
+
+    A session leader that gives up its terminal makes the kernel send SIGHUP and SIGCONT to the
+    terminal's foreground group, pyinit included: they are ignored for that moment only, and
+    this must run before the handled signals are blocked, or they would be queued and forwarded.
+    """
+    if not os.isatty(0):
+        return False
+    if os.getsid(0) == os.getpid():
+        import fcntl
+        import termios
+
+        saved = {sig: _signal.signal(sig, _signal.SIG_IGN) for sig in (signals.SIGHUP,
+                                                                       signals.SIGCONT)}
+        try:
+            fcntl.ioctl(0, termios.TIOCNOTTY)
+        except OSError:
+            pass  # not our controlling terminal: nothing to give up
+        finally:
+            for sig, handler in saved.items():
+                _signal.signal(sig, handler)
+    return True
+
+
+def start(command: list[str], mask: set[int], tty: bool, chld_ignored: bool) -> int:
+    """Fork and exec COMMAND; its PID, or SpawnError (after reaping the failed child)."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = os.fork()
+    except OSError as error:
+        os.close(read_end)
+        os.close(write_end)
+        raise SpawnError(f"cannot fork: {error.strerror}", CANNOT_START) from None
+    if pid == 0:
+        _exec_child(command, mask, tty, chld_ignored, write_end)
+    os.close(write_end)
+    report = b""
+    with open(read_end, "rb") as pipe:
+        report = pipe.read()
+    if not report:
+        return pid
+    os.waitpid(pid, 0)
+    code = int(report)
+    status = NOT_FOUND if code in (errno.ENOENT, errno.ENOTDIR) else NOT_EXECUTABLE
+    raise SpawnError(f"cannot execute '{command[0]}': {os.strerror(code)}", status)
+
+
+def _exec_child(command: list[str], mask: set[int], tty: bool, chld_ignored: bool,
+                error_pipe: int) -> None:
+    """In the forked child: never returns, never runs Python's exit handlers."""
+    code = 0
+    try:
+        os.setsid()
+        if tty:
+            _take_terminal()
+        # Python ignores PIPE and XFSZ at start-up; everything else the child inherits as pyinit
+        # got it: exec resets caught signals and keeps ignored ones.
+        _signal.signal(signals.SIGPIPE, _signal.SIG_DFL)
+        _signal.signal(signals.SIGXFSZ, _signal.SIG_DFL)
+        if chld_ignored:
+            _signal.signal(signals.SIGCHLD, _signal.SIG_IGN)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+        os.execvp(command[0], command)
+    except OSError as error:
+        code = error.errno or errno.EINVAL
+    except BaseException:
+        code = errno.EINVAL
+    try:
+        os.write(error_pipe, str(code).encode())
+    finally:
+        os._exit(NOT_FOUND)
+
+
+def _take_terminal() -> None:
+    import fcntl
+    import termios
+
+    try:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    except OSError:
+        pass  # the terminal still belongs to another session: run without one

@@ -1,0 +1,66 @@
+"""The processes pyinit answers for, and signalling them without ever hitting a recycled PID.
+
+Imported only when teardown finds children left: psutil costs ~25 ms and pyinit's start-up and
+idle life do not need it.
+"""
+
+from __future__ import annotations
+
+import _signal
+import os
+
+import psutil
+
+_GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, ProcessLookupError)
+_STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+
+
+def descendants() -> list[psutil.Process]:
+    """Every live process below pyinit. As a subreaper pyinit inherits every orphan of its
+    tree, so this covers setsid'd, nohup'd and double-forked escapees too."""
+    alive = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except _GONE:
+            pass
+    return alive
+
+
+def is_stopped(process: psutil.Process) -> bool:
+    try:
+        return process.status() in _STOPPED
+    except _GONE:
+        return False
+
+
+def describe(process: psutil.Process) -> str:
+    try:
+        return f"{process.pid} ({' '.join(process.cmdline()) or process.name()})"
+    except _GONE:
+        return f"{process.pid} (gone)"
+
+
+def send(process: psutil.Process, sig: int) -> bool:
+    """Signal through a pidfd, after checking the pidfd holds the process that was scanned
+    (same PID and start time); False when the process is already gone."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except ProcessLookupError:
+        return False
+    except (AttributeError, OSError):  # kernel < 5.3: fall back to psutil's checked kill
+        try:
+            process.send_signal(sig)
+        except _GONE:
+            return False
+        return True
+    try:
+        if not process.is_running():
+            return False
+        _signal.pidfd_send_signal(pidfd, sig)
+        return True
+    except _GONE:
+        return False
+    finally:
+        os.close(pidfd)
