@@ -1,13 +1,7 @@
-"""``python -m pyinit`` and the console script both land here."""
+"""``python -m pyinit``; the installed ``pyinit`` command is bin/pyinit, which skips runpy."""
 
 import sys
 
 from pyinit.init import main
 
-
-def run() -> None:
-    sys.exit(main(sys.argv[1:]))
-
-
-if __name__ == "__main__":
-    run()
+sys.exit(main(sys.argv[1:]))
