@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
     log.info(f"main child {child} exited: {code}")
 
     stop_signal = config.rewrites.get(signals.SIGTERM) or signals.SIGTERM
-    teardown.run(stop_signal, config.grace)
+    teardown.run(stop_signal, config.grace, child)
     return 0 if code in config.expect_exit else code
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from pyinit import procfs
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -24,7 +26,7 @@ def reap(describe: bool = False) -> Iterator[tuple[int, int, str]]:
                 info = os.waitid(os.P_ALL, 0, _PEEK)
                 if info is None:
                     return
-                target, name = info.si_pid, _name(info.si_pid)
+                target, name = info.si_pid, procfs.comm(info.si_pid)
             pid, status = os.waitpid(target, os.WNOHANG)
         except ChildProcessError:
             return
@@ -47,13 +49,3 @@ def exit_code(status: int) -> int:
     """A wait status as a shell would report it: the exit code, or 128+N for signal N."""
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
-
-
-def _name(pid: int) -> str:
-    """A zombie's command line is gone, but its comm remains in /proc/PID/stat."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read()
-    except OSError:
-        return "?"
-    return text[text.find(b"(") + 1:text.rfind(b")")].decode(errors="replace")

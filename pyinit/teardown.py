@@ -8,42 +8,66 @@ Each wake-up scans again, so a process forked while the tree was being signalled
 
 from __future__ import annotations
 
+import os
 import time
 
-from pyinit import log, reaper, signals
+from pyinit import log, procfs, reaper, signals
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyinit.tree import ProcessTree
 
 
-def run(stop_signal: int, grace: float) -> None:
+def run(stop_signal: int, grace: float, group: int) -> None:
     if not reaper.has_children():
         return  # the common case: nothing left, and psutil is never imported
-    from pyinit import tree
-
     started = time.monotonic()
-    termed: dict = {}
-    killed: dict = {}
-    _stop_all(tree, stop_signal, termed, started + grace)
-    _stop_all(tree, signals.SIGKILL, killed, None)
-    while reaper.has_children():
-        _wait(None)
-    log.info(f"teardown: {signals.name(stop_signal)} to {_who(termed)}; "
-             f"SIGKILL to {_who(killed)}; done in {time.monotonic() - started:.3f} s")
+    scope = _scope(group)
+    _stop_all(scope, stop_signal, started + grace)
+    _stop_all(scope, signals.SIGKILL, None if scope.complete else time.monotonic() + grace)
+    if reaper.has_children():
+        log.warning("exiting with processes left that could not be found without /proc")
+    log.info(f"teardown: {signals.name(stop_signal)} to {scope.who(stop_signal)}; SIGKILL to "
+             f"{scope.who(signals.SIGKILL)}; done in {time.monotonic() - started:.3f} s")
 
 
-def _stop_all(tree, sig: int, signalled: dict, deadline: float | None) -> None:
-    """Signal every live descendant not yet signalled, and again after each wake-up, until none
-    is alive or the deadline passes. signalled maps each process to how it was described."""
-    while True:
-        alive = tree.descendants()
-        if not alive:
-            return
-        for process in alive:
-            if process in signalled:
-                continue
-            about = tree.describe(process) if log.level >= log.INFO else ""
-            if tree.send(process, sig):
-                signalled[process] = about
-                if sig != signals.SIGKILL and tree.is_stopped(process):
-                    tree.send(process, signals.SIGCONT)
+def _scope(group: int) -> ProcessTree | Blind:
+    """psutil's view when /proc shows pyinit's own PID namespace; otherwise signal blindly."""
+    if procfs.is_ours():
+        from pyinit.tree import ProcessTree
+
+        return ProcessTree()
+    log.warning("no /proc of this PID namespace: tearing down "
+                + ("every process (kill -1)" if os.getpid() == 1 else "the process group only"))
+    return Blind(-1 if os.getpid() == 1 else -group)
+
+
+class Blind:
+    """Without /proc: kill(-1) reaches every process as PID 1; otherwise only the main child's
+    process group can be named, and escapees from it cannot be found."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.complete = target == -1
+        self.sent: set[int] = set()
+
+    def signal_new(self, sig: int) -> bool:
+        if sig not in self.sent:
+            self.sent.add(sig)
+            try:
+                os.kill(self.target, sig)
+            except ProcessLookupError:
+                pass
+        return reaper.has_children()
+
+    def who(self, sig: int) -> str:
+        return "kill -1" if self.target == -1 else f"process group {-self.target}"
+
+
+def _stop_all(scope: ProcessTree | Blind, sig: int, deadline: float | None) -> None:
+    """Signal everything alive (again after each wake-up, for late forks) until nothing is
+    alive or the deadline passes."""
+    while scope.signal_new(sig):
         timeout = None if deadline is None else deadline - time.monotonic()
         if timeout is not None and timeout <= 0:
             return
@@ -58,10 +82,3 @@ def _wait(timeout: float | None) -> None:
         log.info(f"ignoring {signals.name(sig)} during teardown")
     for pid, status, name in reaper.reap(describe=log.level >= log.INFO):
         log.info(f"reaped {pid} ({name}) during teardown: exit {reaper.exit_code(status)}")
-
-
-def _who(signalled: dict) -> str:
-    if not signalled:
-        return "none"
-    return f"{len(signalled)} ({', '.join(signalled.values())})" if log.level >= log.INFO \
-        else str(len(signalled))

@@ -11,13 +11,44 @@ import os
 
 import psutil
 
+from pyinit import log, signals
+
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, ProcessLookupError)
 _STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
 
 
-def descendants() -> list[psutil.Process]:
+class ProcessTree:
     """Every live process below pyinit. As a subreaper pyinit inherits every orphan of its
     tree, so this covers setsid'd, nohup'd and double-forked escapees too."""
+
+    complete = True  # every process it answers for can be found and signalled
+
+    def __init__(self) -> None:
+        self.signalled: dict[int, dict[psutil.Process, str]] = {}
+
+    def signal_new(self, sig: int) -> bool:
+        """Send sig to each live descendant that has not had it yet (CONT too, if stopped);
+        True while any descendant is alive."""
+        done = self.signalled.setdefault(sig, {})
+        alive = _descendants()
+        for process in alive:
+            if process in done:
+                continue
+            about = _describe(process) if log.level >= log.INFO else ""
+            if _send(process, sig):
+                done[process] = about
+                if sig != signals.SIGKILL and _is_stopped(process):
+                    _send(process, signals.SIGCONT)
+        return bool(alive)
+
+    def who(self, sig: int) -> str:
+        done = self.signalled.get(sig, {})
+        if not done or log.level < log.INFO:
+            return str(len(done))
+        return f"{len(done)} ({', '.join(done.values())})"
+
+
+def _descendants() -> list[psutil.Process]:
     alive = []
     for process in psutil.Process().children(recursive=True):
         try:
@@ -28,21 +59,21 @@ def descendants() -> list[psutil.Process]:
     return alive
 
 
-def is_stopped(process: psutil.Process) -> bool:
+def _is_stopped(process: psutil.Process) -> bool:
     try:
         return process.status() in _STOPPED
     except _GONE:
         return False
 
 
-def describe(process: psutil.Process) -> str:
+def _describe(process: psutil.Process) -> str:
     try:
         return f"{process.pid} ({' '.join(process.cmdline()) or process.name()})"
     except _GONE:
         return f"{process.pid} (gone)"
 
 
-def send(process: psutil.Process, sig: int) -> bool:
+def _send(process: psutil.Process, sig: int) -> bool:
     """Signal through a pidfd, after checking the pidfd holds the process that was scanned
     (same PID and start time); False when the process is already gone."""
     try:
