@@ -25,7 +25,10 @@ def run(stop_signal: int, grace: float, group: int) -> None:
     scope = _scope(group)
     _stop_all(scope, stop_signal, started + grace)
     _stop_all(scope, signals.SIGKILL, None if scope.complete else time.monotonic() + grace)
-    if reaper.has_children():
+    if scope.complete:
+        while reaper.has_children():
+            _wait(None)  # nothing alive: only zombies are left, and their SIGCHLD is due
+    elif reaper.has_children():
         log.warning("exiting with processes left that could not be found without /proc")
     log.info(f"teardown: {signals.name(stop_signal)} to {scope.who(stop_signal)}; SIGKILL to "
              f"{scope.who(signals.SIGKILL)}; done in {time.monotonic() - started:.3f} s")
