@@ -552,8 +552,9 @@ def chart(results: dict, columns: list[str], path: Path) -> str:
     if not panels:
         return "no chart: start-up and idle were skipped"
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.6), squeeze=False)
-    names = [c for c in columns if c != FLOOR]
     for ax, panel in zip(axes[0], panels):
+        shown = startup["pid1"] if panel == "startup" else idle
+        names = [c for c in columns if c != FLOOR and c in shown]
         if panel == "startup":
             series = {}
             for mode, label in (("pid1", "as PID 1"), ("plain", "not PID 1")):
@@ -670,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Config: {json.dumps(config)}.",
     ]
     text = "\n\n".join([*notes[:1], table, "\n".join(target_lines), *notes[1:]]) + "\n"
-    print(text)
+    print(text, end="")
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "benchmark.md").write_text(text)
     (args.results / "benchmark.json").write_text(json.dumps(results, indent=1) + "\n")
