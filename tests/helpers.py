@@ -88,3 +88,129 @@ def alive(pid: int) -> bool:
     except psutil.NoSuchProcess:
         return False
 
+
+
+# --- helpers for the core-runtime suite -------------------------------------------------------
+
+# As a subreaper, and audited: the namespace's PID 1 shell runs pyinit, then lists on stderr
+# every process still in the namespace but itself ("survivor: <stat>"), then exits with pyinit's
+# status. Only builtins run after pyinit exits, so a clean teardown leaves no survivor line.
+AUDIT_SHELL = [
+    "/bin/sh", "-c",
+    '"$@"; rc=$?; for d in /proc/[0-9]*; do [ "$d" = /proc/1 ] && continue; '
+    'read -r s < "$d/stat" 2>/dev/null && echo "survivor: $s" >&2; done; exit $rc',
+    "sh",
+]
+
+
+def in_namespace_audited(command: list[str], role: str) -> list[str]:
+    """Like in_namespace; as subreaper, PID 1 reports what outlived pyinit (see AUDIT_SHELL).
+    As PID 1 the kernel kills the rest when pyinit exits, so tests check markers instead."""
+    return NAMESPACE + (AUDIT_SHELL if role == "subreaper" else []) + command
+
+
+def survivors(stderr: bytes) -> list[str]:
+    return [line for line in stderr.decode(errors="replace").splitlines()
+            if line.startswith("survivor:")]
+
+
+def read_line(stream, timeout: float = TIMEOUT) -> bytes:
+    """One line from a pipe, bounded by timeout. Reads byte by byte from the fd so nothing is
+    buffered past the line (communicate() can still be used afterwards)."""
+    import select
+
+    fd = stream.fileno()
+    deadline = time.monotonic() + timeout
+    line = b""
+    while not line.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise AssertionError(f"timed out waiting for a line (got {line!r} so far)")
+        byte = os.read(fd, 1)
+        if not byte:
+            raise AssertionError(f"end of output while waiting for a line (got {line!r})")
+        line += byte
+    return line
+
+
+def read_until(stream, predicate, timeout: float = TIMEOUT) -> bytes:
+    """Lines until one satisfies predicate (returned); the rest are skipped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = read_line(stream, max(deadline - time.monotonic(), 0.001))
+        if predicate(line):
+            return line
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    """/proc/PID/status as a dict."""
+    with open(f"/proc/{pid}/status") as status:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in status if ":\t" in line)
+
+
+def sigset(mask: str) -> set[int]:
+    """A SigBlk/SigIgn/SigCgt hex mask as the set of signal numbers."""
+    bits = int(mask, 16)
+    return {n + 1 for n in range(64) if bits >> n & 1}
+
+
+def state(pid: int) -> str:
+    """The one-letter state of a process (R, S, T, Z...), or '' when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
+def namespace_processes(running: Running) -> list[psutil.Process]:
+    """Every process of the namespace that running started (host view, PID 1 included)."""
+    try:
+        return psutil.Process(running.proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def zombies(processes: list[psutil.Process]) -> list[psutil.Process]:
+    found = []
+    for process in processes:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def host_pid(ns_pid: int, running: Running) -> int:
+    """The host PID of the process that has PID ns_pid inside running's namespace."""
+    for process in namespace_processes(running):
+        try:
+            nspids = proc_status(process.pid)["NSpid"].split()
+        except (OSError, KeyError):
+            continue
+        if int(nspids[-1]) == ns_pid:
+            return process.pid
+    raise AssertionError(f"no process with PID {ns_pid} in the namespace")
+
+
+def child_of(pid: int, timeout: float = 10.0) -> int:
+    """The host PID of pid's first child (waits for one to appear)."""
+    found: list[int] = []
+
+    def has_child() -> bool:
+        try:
+            found[:] = [c.pid for c in psutil.Process(pid).children()]
+        except psutil.NoSuchProcess:
+            return False
+        return bool(found)
+
+    wait_for(has_child, timeout, f"a child of {pid}")
+    return found[0]
+
+
+def lines(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
