@@ -6,9 +6,10 @@ untouched (catatonit closes fds >= 3, so no other fd is used).
 
 signal             print "ready", then for each SIGUSR1 print the CLOCK_MONOTONIC ns at which
                    sigwaitinfo returned it (the signal is blocked: no handler race, none lost).
-storm N BATCH      print "ready", wait for a byte on stdin, print "start NS", make N
-                   double-forked orphans (intermediates of BATCH grandchildren each, all
-                   exiting at once), print "done NS", wait for stdin EOF.
+storm N BATCH      print "ready", wait for a byte on stdin; make N double-forked orphans
+                   (intermediates of BATCH grandchildren each) that block on a pipe; print
+                   "armed", wait for a byte; release them all at once (close the pipe), print
+                   "start NS", wait for stdin EOF.
 escape N           make N TERM-obeying escapees (/bin/sleep; half setsid'd children, half
                    double-forked daemons), print "pids P1 P2 ...", then "exit NS" and exit.
 """
@@ -36,20 +37,26 @@ def signal_mode() -> None:
 
 def storm_mode(count: int, batch: int) -> None:
     _line("ready")
-    os.read(0, 1)  # the driver has found the init's PID and starts sampling
-    _line(f"start {time.monotonic_ns()}")
+    os.read(0, 1)  # the driver has found the init's PID
+    release_r, release_w = os.pipe()
     made = 0
     while made < count:
         size = min(batch, count - made)
         pid = os.fork()
         if pid == 0:
+            os.close(release_w)
             for _ in range(size):
                 if os.fork() == 0:
+                    os.read(release_r, 1)  # EOF when the main process closes release_w
                     os._exit(0)
-            os._exit(0)  # the grandchildren, exited or not, are now orphans of the init
+            os._exit(0)  # the grandchildren are now orphans of the init, blocked
         os.waitpid(pid, 0)
         made += size
-    _line(f"done {time.monotonic_ns()}")
+    _line("armed")
+    os.read(0, 1)  # the driver is sampling
+    started = time.monotonic_ns()
+    os.close(release_w)  # all COUNT orphans exit at once
+    _line(f"start {started}")
     while os.read(0, 4096):
         pass
 

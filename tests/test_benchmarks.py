@@ -21,8 +21,8 @@ METRICS = (
     "idle wake-ups",
     "signal forwarding p50",
     "signal forwarding p99",
-    "storm 50 orphans: ms to zero zombies",
-    "storm 50 orphans: max unreaped backlog",
+    "storm 50 orphans exit at once: median ms to zero zombies",
+    "storm 50 orphans: max zombie backlog seen",
     "teardown 3 escapees",
 )
 
