@@ -393,7 +393,7 @@ def bench_storms(inits: dict[str, list[str]], sizes: list[int], runs: int) -> di
     for size in sizes:
         batch = max(1, min(100, size // 10))
         results: dict[str, list[dict]] = {name: [] for name in names}
-        for index in range(runs if size <= 2000 else 1):  # making 10000 orphans takes ~10 s
+        for index in range(runs):
             for name in rotated(names, index):
                 results[name].append(storm_once(inits[name], size, batch))
         out[str(size)] = results
@@ -629,8 +629,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--signals", type=int, default=2000, help="signals per init (2000)")
     parser.add_argument("--idle", type=float, default=10.0, help="idle window, s (10)")
     parser.add_argument("--storm", default="1000,10000", help="storm sizes (1000,10000)")
-    parser.add_argument("--storm-runs", type=int, default=3,
-                        help="runs per storm size up to 2000 (3; larger ones run once)")
+    parser.add_argument("--storm-runs", type=int, default=3, help="runs per storm size (3)")
     parser.add_argument("--teardown", default="10,100", help="escapee counts (10,100)")
     parser.add_argument("--teardown-runs", type=int, default=5, help="runs per count (5)")
     parser.add_argument("--skip", default="", help="comma list of: startup,idle,signals,"
