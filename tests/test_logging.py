@@ -1,0 +1,75 @@
+"""Issue 2, behaviour 9: -v logs the lifecycle to stderr (child started, signal forwarded or
+rewritten, orphan reaped with PID and name, teardown summary); by default pyinit says nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+from helpers import TIMEOUT, in_namespace, read_line, read_until
+
+# Ignores the signals it is sent; leaves a short-lived orphan and a setsid'd escapee; exits 7
+# when a line arrives on stdin.
+SCRIPT = 'trap "" USR1 USR2; (sleep 0.1 &); setsid sleep 1000 & echo ready; read line; exit 7'
+
+
+def lifecycle(pyinit, role, start, args, env=None):
+    run = start(in_namespace([*pyinit, *args, "--", "sh", "-c", SCRIPT], role),
+                stdin=subprocess.PIPE, env={**os.environ, **(env or {})})
+    assert read_line(run.proc.stdout) == b"ready\n"
+    return run
+
+
+def test_verbose_lifecycle(pyinit, role, start):
+    run = lifecycle(pyinit, role, start, ["-v", "-r", "HUP:USR2"])
+    err = run.proc.stderr
+    started = read_line(err).decode()
+    assert started.startswith("pyinit: started ") and "sh -c" in started
+    reaped = read_until(err, lambda line: b"reaped" in line).decode()
+    assert re.search(r"reaped orphan \d+ \(sleep\)", reaped), reaped
+    run.signal(signal.SIGUSR1)
+    line = read_until(err, lambda line: b"SIGUSR1" in line).decode()
+    assert "forwarded SIGUSR1" in line
+    run.signal(signal.SIGHUP)
+    line = read_until(err, lambda line: b"SIGHUP" in line).decode()
+    assert "rewrote SIGHUP to SIGUSR2" in line
+    run.proc.stdin.write(b"\n")
+    run.proc.stdin.close()
+    rest = run.proc.stderr.read().decode()  # until pyinit and the namespace are gone
+    assert run.wait() == 7
+    assert re.search(r"main child \d+ exited: 7", rest), rest
+    summary = [line for line in rest.splitlines() if line.startswith("pyinit: teardown:")]
+    assert len(summary) == 1 and "SIGTERM" in summary[0] and "sleep 1000" in summary[0], rest
+
+
+def test_silent_by_default(pyinit, role, start):
+    run = lifecycle(pyinit, role, start, ["-r", "HUP:USR2"])
+    run.signal(signal.SIGUSR1)
+    run.signal(signal.SIGHUP)
+    _, err = run.proc.communicate(b"\n", timeout=TIMEOUT)
+    assert (run.proc.returncode, err) == (7, b"")
+
+
+@pytest.mark.parametrize(("args", "env", "talks"), [
+    ([], {"PYINIT_VERBOSE": "1"}, True),
+    ([], {"PYINIT_VERBOSE": "1", "PYINIT_QUIET": "1"}, False),
+    (["-v"], {"PYINIT_QUIET": "1"}, True),  # the command line wins
+    (["-q"], {"PYINIT_VERBOSE": "1"}, False),
+    (["-v", "-q"], {}, False),
+])
+def test_verbosity_from_environment_and_options(pyinit, start, args, env, talks):
+    run = start(in_namespace([*pyinit, *args, "--", "sh", "-c", "exit 0"], "pid1"),
+                env={**os.environ, **env})
+    _, err = run.communicate()
+    assert run.proc.returncode == 0
+    assert (b"pyinit: started" in err) is talks
+
+
+def test_quiet_still_reports_errors(pyinit, start):
+    run = start(in_namespace([*pyinit, "-q", "--", "pyinit-no-such-command"], "pid1"))
+    _, err = run.communicate()
+    assert run.proc.returncode == 127
+    assert b"pyinit-no-such-command" in err
