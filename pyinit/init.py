@@ -93,6 +93,10 @@ def _forward(sig: int, target: int, rewrites: dict[int, int]) -> None:
         os.kill(target, sent)
     except ProcessLookupError:
         return  # exited, not yet reaped: the SIGCHLD is on its way
+    except PermissionError:
+        # e.g. pyinit runs as nobody and the child became root through a setuid program
+        log.warning(f"cannot send {signals.name(sent)} to {whom}: permission denied")
+        return
     if sent == sig:
         log.info(f"forwarded {signals.name(sig)} to {whom}")
     else:

@@ -24,12 +24,19 @@ def run(stop_signal: int, grace: float, group: int) -> None:
     started = time.monotonic()
     scope = _scope(group)
     _stop_all(scope, stop_signal, started + grace)
-    _stop_all(scope, signals.SIGKILL, None if scope.complete else time.monotonic() + grace)
-    if scope.complete:
+    # Unbounded only when every process can be found and signalled: a process pyinit may not
+    # signal can also hold, unreaped, children that die of the KILL without waking pyinit.
+    bounded = not scope.complete or scope.denied
+    _stop_all(scope, signals.SIGKILL, time.monotonic() + grace if bounded else None)
+    if scope.complete and not scope.denied:
         while reaper.has_children():
             _wait(None)  # nothing alive: only zombies are left, and their SIGCHLD is due
-    elif reaper.has_children():
-        log.warning("exiting with processes left that could not be found without /proc")
+    else:
+        _reap_ready()
+        if reaper.has_children():
+            log.warning("exiting with processes left that " + (
+                "pyinit may not signal" if scope.denied else
+                "could not be found without /proc"))
     log.info(f"teardown: {signals.name(stop_signal)} to {scope.who(stop_signal)}; SIGKILL to "
              f"{scope.who(signals.SIGKILL)}; done in {time.monotonic() - started:.3f} s")
 
@@ -53,6 +60,7 @@ class Blind:
         self.target = target
         self.complete = target == -1
         self.sent: set[int] = set()
+        self.denied: set[int] = set()
 
     def signal_new(self, sig: int) -> bool:
         if sig not in self.sent:
@@ -83,5 +91,9 @@ def _wait(timeout: float | None) -> None:
     sig = signals.wait(timeout)
     if sig not in (0, signals.SIGCHLD):
         log.info(f"ignoring {signals.name(sig)} during teardown")
+    _reap_ready()
+
+
+def _reap_ready() -> None:
     for pid, status, name in reaper.reap(describe=log.level >= log.INFO):
         log.info(f"reaped {pid} ({name}) during teardown: exit {reaper.exit_code(status)}")

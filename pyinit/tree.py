@@ -25,21 +25,28 @@ class ProcessTree:
 
     def __init__(self) -> None:
         self.signalled: dict[int, dict[psutil.Process, str]] = {}
+        self.denied: set[psutil.Process] = set()  # pyinit may not signal them (other uid)
 
     def signal_new(self, sig: int) -> bool:
         """Send sig to each live descendant that has not had it yet (CONT too, if stopped);
-        True while any descendant is alive."""
+        True while any descendant pyinit may signal is alive."""
         done = self.signalled.setdefault(sig, {})
-        alive = _descendants()
+        alive = [process for process in _descendants() if process not in self.denied]
         for process in alive:
             if process in done:
                 continue
             about = _describe(process) if log.level >= log.INFO else ""
-            if _send(process, sig):
+            try:
+                sent = _send(process, sig)
+            except PermissionError:
+                self.denied.add(process)
+                log.warning(f"cannot signal {_describe(process)}: permission denied")
+                continue
+            if sent:
                 done[process] = about
                 if sig != signals.SIGKILL and _is_stopped(process):
                     _send(process, signals.SIGCONT)
-        return bool(alive)
+        return any(process not in self.denied for process in alive)
 
     def who(self, sig: int) -> str:
         done = self.signalled.get(sig, {})
@@ -75,7 +82,8 @@ def _describe(process: psutil.Process) -> str:
 
 def _send(process: psutil.Process, sig: int) -> bool:
     """Signal through a pidfd, after checking the pidfd holds the process that was scanned
-    (same PID and start time); False when the process is already gone."""
+    (same PID and start time); False when the process is already gone, PermissionError when
+    pyinit may not signal it."""
     try:
         pidfd = os.pidfd_open(process.pid)
     except ProcessLookupError:
@@ -85,6 +93,8 @@ def _send(process: psutil.Process, sig: int) -> bool:
             process.send_signal(sig)
         except _GONE:
             return False
+        except psutil.AccessDenied:
+            raise PermissionError(process.pid) from None
         return True
     try:
         if not process.is_running():
