@@ -105,6 +105,7 @@ class Container:
                 p for p in config["linux"]["readonlyPaths"] if not p.startswith("/proc")]
         (self.bundle / "config.json").write_text(json.dumps(config))
         self.proc: subprocess.Popen | None = None
+        self._pending = b""
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -129,18 +130,32 @@ class Container:
         return self.init_pid()
 
     def wait(self, seconds: float = TIMEOUT) -> tuple[int, bytes, bytes]:
+        """`runc run`'s status, and all its output (stdout not yet read by readline)."""
         out, err = self.proc.communicate(timeout=seconds)
+        out, self._pending = self._pending + out, b""
         return self.proc.returncode, out, err
 
     def readline(self, seconds: float = 10) -> bytes:
-        """The next line from stdout (with a deadline: the test must not hang on it)."""
+        """The next line from stdout, with a deadline: the test must not hang on it. Reads the
+        pipe unbuffered, so a second line that arrived with the first is not hidden from the
+        next select()."""
         import selectors
 
+        deadline = time.monotonic() + seconds
+        fd = self.proc.stdout.fileno()
         with selectors.DefaultSelector() as selector:
-            selector.register(self.proc.stdout, selectors.EVENT_READ)
-            if not selector.select(seconds):
-                raise AssertionError(f"{self.id}: no output within {seconds} s")
-        return self.proc.stdout.readline()
+            selector.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    raise AssertionError(f"{self.id}: no line within {seconds} s "
+                                         f"(got {self._pending!r})")
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                self._pending += chunk
+        line, newline, self._pending = self._pending.partition(b"\n")
+        return line + newline
 
     def expect_line(self, expected: bytes, seconds: float = 10) -> None:
         line = self.readline(seconds)
