@@ -35,6 +35,18 @@ def signal_mode() -> None:
         _line(str(time.monotonic_ns()))
 
 
+def _fork() -> int:
+    """fork, retried for up to 10 s while the machine is out of PIDs (EAGAIN)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return os.fork()
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def storm_mode(count: int, batch: int) -> None:
     _line("ready")
     os.read(0, 1)  # the driver has found the init's PID
@@ -42,11 +54,11 @@ def storm_mode(count: int, batch: int) -> None:
     made = 0
     while made < count:
         size = min(batch, count - made)
-        pid = os.fork()
+        pid = _fork()
         if pid == 0:
             os.close(release_w)
             for _ in range(size):
-                if os.fork() == 0:
+                if _fork() == 0:
                     os.read(release_r, 1)  # EOF when the main process closes release_w
                     os._exit(0)
             os._exit(0)  # the grandchildren are now orphans of the init, blocked

@@ -23,7 +23,9 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -349,53 +351,63 @@ def storm_once(prefix: list[str], count: int, batch: int) -> dict:
     """One storm with the init as PID 1: COUNT orphans, made beforehand and blocked, all exit
     at once. Samples the init's children until none but the main process is left; each sample
     also counts (or, past 64, estimates) the Z-state ones: the backlog."""
-    proc = popen([*NS, *prefix, *BARE, CHILD, "storm", str(count), str(batch)],
-                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    with tempfile.TemporaryFile() as errors:
+        proc = popen([*NS, *prefix, *BARE, CHILD, "storm", str(count), str(batch)],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
+        try:
+            return _storm(proc, count)
+        except (EOFError, TimeoutError, RuntimeError) as error:
+            errors.seek(0)
+            said = errors.read().decode(errors="replace").strip().splitlines()
+            raise RuntimeError(f"storm of {count} under {prefix[0]}: {error}: "
+                               f"{said[-1] if said else 'nothing on stderr'}") from None
+        finally:
+            if proc.poll() is None and proc.stdin:
+                try:
+                    proc.stdin.close()  # the main process exits, and the init with it
+                    proc.wait(5)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            finish(proc)
+
+
+def _storm(proc: subprocess.Popen, count: int) -> dict:
+    reader = LineReader(proc.stdout)
+    if reader.line() != "ready":
+        raise RuntimeError("storm child did not start")
+    chain = [the_init(proc)]
+    while children(chain[-1]):  # down to the main process (a leaf before the storm)
+        chain.append(children(chain[-1])[0])
+    reaper, main = chain[-2], chain[-1]
+    proc.stdin.write(b"g")
+    proc.stdin.flush()
+    if reader.line(max(WAIT, count / 100)) != "armed":
+        raise RuntimeError("storm child did not arm")
+    backlog, zero_ns, samples = 0, 0, 0
+    cpu_before = cpu_ns(reaper)
+    deadline = time.monotonic() + WAIT
+    # A real-time sampler: among thousands of runnable exiting processes a normal one gets no
+    # CPU until the storm is over. It sleeps 3 ms between samples (each 1-3 ms), and starts at
+    # once: the main process's "start" line may take a while to come.
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
     try:
-        reader = LineReader(proc.stdout)
-        if reader.line() != "ready":
-            raise RuntimeError("storm child did not start")
-        chain = [the_init(proc)]
-        while children(chain[-1]):  # down to the main process (a leaf before the storm)
-            chain.append(children(chain[-1])[0])
-        reaper, main = chain[-2], chain[-1]
         proc.stdin.write(b"g")
         proc.stdin.flush()
-        if reader.line(max(WAIT, count / 100)) != "armed":
-            raise RuntimeError("storm child did not arm")
-        backlog, zero_ns, samples = 0, 0, 0
-        cpu_before = cpu_ns(reaper)
-        deadline = time.monotonic() + WAIT
-        # A real-time sampler: among thousands of runnable exiting processes a normal one gets
-        # no CPU until the storm is over. It sleeps 3 ms between samples (each 1-3 ms), and starts
-        # at once: the main process's "start" line may take a while to come.
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
-        try:
-            proc.stdin.write(b"g")
-            proc.stdin.flush()
-            while time.monotonic() < deadline:
-                orphans = [p for p in children(reaper) if p != main]
-                now = time.monotonic_ns()
-                if not orphans:
-                    zero_ns = now
-                    break
-                backlog = max(backlog, zombies(orphans))
-                samples += 1
-                time.sleep(0.003)
-        finally:
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        cpu_ms = (cpu_ns(reaper) - cpu_before) / 1e6
-        started = int(reader.line().split()[1])
-        return {"ms": (zero_ns - started) / 1e6 if zero_ns else None, "backlog": backlog,
-                "cpu_ms": cpu_ms, "samples": samples}
+        while time.monotonic() < deadline:
+            orphans = [p for p in children(reaper) if p != main]
+            now = time.monotonic_ns()
+            if not orphans:
+                zero_ns = now
+                break
+            backlog = max(backlog, zombies(orphans))
+            samples += 1
+            time.sleep(0.003)
     finally:
-        if proc.poll() is None and proc.stdin:
-            try:
-                proc.stdin.close()  # the main process exits, and the init with it
-                proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        finish(proc)
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    cpu_ms = (cpu_ns(reaper) - cpu_before) / 1e6
+    started = int(reader.line().split()[1])
+    return {"ms": (zero_ns - started) / 1e6 if zero_ns else None, "backlog": backlog,
+            "cpu_ms": cpu_ms, "samples": samples}
 
 
 def bench_storms(inits: dict[str, list[str]], sizes: list[int], runs: int) -> dict:
@@ -695,13 +707,21 @@ def main(argv: list[str] | None = None) -> int:
         ("teardown", lambda: bench_teardown(
             others, [int(s) for s in args.teardown.split(",")], args.teardown_runs)),
     ]
+    failed: list[str] = []
     try:
         for name, step in steps:
             if name in skip:
                 continue
             began = time.monotonic()
             print(f"... {name}", file=sys.stderr, flush=True)
-            results[name] = step()
+            try:
+                results[name] = step()
+            except (OSError, RuntimeError, TimeoutError, EOFError, ValueError) as error:
+                failed.append(name)  # the other rows are still worth having
+                traceback.print_exc()
+                print(f"    {name} FAILED: {error}", file=sys.stderr, flush=True)
+            finally:
+                finish_all()
             print(f"    {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
     finally:
         finish_all()
@@ -719,7 +739,8 @@ def main(argv: list[str] | None = None) -> int:
         + (f"Not available: {', '.join(missing)}. " if missing else "")
         + "floor = `python3 -I -S -c pass` (start-up), a bare `python3 -I -S` that only sleeps "
         "(idle), a kill straight to the child with no init between (signals).",
-        f"Config: {json.dumps(config)}.",
+        f"Config: {json.dumps(config)}."
+        + (f" FAILED (rows missing): {', '.join(failed)}." if failed else ""),
     ]
     text = "\n\n".join([*notes[:1], table, "\n".join(target_lines), *notes[1:]]) + "\n"
     print(text, end="")
@@ -727,7 +748,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.results / "benchmark.md").write_text(text)
     (args.results / "benchmark.json").write_text(json.dumps(results, indent=1) + "\n")
     print(chart(results, columns, args.results / "benchmark.png"), file=sys.stderr)
-    return 0
+    if failed:
+        print(f"failed: {', '.join(failed)} (see above)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
