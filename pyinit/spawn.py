@@ -74,7 +74,9 @@ def start(command: list[str], mask: set[int], tty: bool, chld_ignored: bool) -> 
 def _search_path(name: str) -> list[str]:
     """The paths execvp would try, in order; worked out before fork because os.execvp imports
     warnings in the child (~1 ms per start in the frozen bundle)."""
-    if "/" in name or not name:
+    if not name:
+        return []  # like a shell: an empty command is not found
+    if "/" in name:
         return [name]
     return [os.path.join(directory, name)
             for directory in os.environ.get("PATH", os.defpath).split(":")]
