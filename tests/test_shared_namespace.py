@@ -5,6 +5,7 @@ holds its PID 1 alone: nothing re-parented to it, alive or zombie."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -36,19 +37,48 @@ def in_pid_namespace(ns: str) -> list[psutil.Process]:
     return found
 
 
-@pytest.mark.parametrize("pause", ["busybox", "sh"])
-def test_shared_namespace_teardown(pyinit, pause):
+@contextlib.contextmanager
+def pause_namespace(pause: str):
+    """A PID namespace whose PID 1 never reaps; yields (PID 1's host PID, namespace link, the
+    host PIDs in it before the test). Killed (with everything in it) at the end."""
     if pause == "busybox" and not shutil.which("busybox"):
         pytest.skip("busybox not installed")
     holder_cmd = ["busybox", "sleep", "1000"] if pause == "busybox" else \
         ["sh", "-c", "sleep 1000; :"]  # `; :` so sh does not exec sleep
     holder = subprocess.Popen([*NAMESPACE, *holder_cmd], start_new_session=True)
-    run = None
     try:
         wait_for(lambda: psutil.Process(holder.pid).children(), 10, "the pause process")
         pause_pid = psutil.Process(holder.pid).children()[0].pid
         ns = os.readlink(f"/proc/{pause_pid}/ns/pid")
-        before = {p.pid for p in in_pid_namespace(ns)}  # the pause process (and sh's sleep)
+        wait_for(lambda: len(in_pid_namespace(ns)) == (1 if pause == "busybox" else 2), 10,
+                 "the pause process to settle")
+        yield pause_pid, ns, {p.pid for p in in_pid_namespace(ns)}
+    finally:
+        holder.kill()  # --kill-child: the pause process and its namespace go with it
+        holder.wait(TIMEOUT)
+
+
+def test_exec_failure_leaves_no_zombie(pyinit):
+    """The child that failed to exec is reaped by pyinit: with a PID 1 that never reaps, a
+    zombie handed to it would stay visible."""
+    with pause_namespace("busybox") as (pause_pid, ns, before):
+        done = subprocess.run(["nsenter", "--target", str(pause_pid), "--pid", "--mount", "--",
+                               *pyinit, "--", "/nonexistent/cmd"],
+                              capture_output=True, timeout=TIMEOUT)
+        assert done.returncode == 127
+        assert b"/nonexistent/cmd" in done.stderr
+        assert {p.pid for p in in_pid_namespace(ns)} == before
+
+
+@pytest.mark.parametrize("pause", ["busybox", "sh"])
+def test_shared_namespace_teardown(pyinit, pause):
+    with pause_namespace(pause) as (pause_pid, ns, before):
+        _teardown(pyinit, pause_pid, ns, before)
+
+
+def _teardown(pyinit, pause_pid: int, ns: str, before: set[int]) -> None:
+    run = None
+    try:
         run = Running(["nsenter", "--target", str(pause_pid), "--pid", "--mount", "--",
                        *pyinit, "-t", "1", "--", "sh", "-c", SCRIPT],
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -70,5 +100,3 @@ def test_shared_namespace_teardown(pyinit, pause):
     finally:
         if run is not None:
             run.close()
-        holder.kill()  # --kill-child: the pause process and its namespace go with it
-        holder.wait(TIMEOUT)
