@@ -163,7 +163,7 @@ def _resolve(options: dict[str, list[str]], command: list[str],
     if "verbose" in options or "quiet" in options:
         verbosity = 0 if "quiet" in options else log.WARNING + len(options.get("verbose", ()))
     else:
-        verbosity = log.WARNING + _convert(int, environ.get("PYINIT_VERBOSE") or "0",
+        verbosity = log.WARNING + _convert(_level, environ.get("PYINIT_VERBOSE") or "0",
                                            "PYINIT_VERBOSE level")
         if _flag(environ, "PYINIT_QUIET"):
             verbosity = log.ERROR
@@ -179,6 +179,17 @@ def _exit_code(text: str) -> int:
     return code
 
 
+def _level(text: str) -> int:
+    """A verbosity level: a count (0, 1, 2...) or, like the other flags, yes/no words."""
+    word = text.strip().lower()
+    if word in _FLAG_WORDS:
+        return int(_FLAG_WORDS[word])
+    level = int(word)
+    if level < 0:
+        raise ValueError(text)
+    return level
+
+
 def _convert(convert: Callable[[str], T], text: str, what: str) -> T:
     try:
         return convert(text)
@@ -186,10 +197,12 @@ def _convert(convert: Callable[[str], T], text: str, what: str) -> T:
         raise UsageError(f"invalid {what} '{text}'") from None
 
 
+_FLAG_WORDS = {"": False, "0": False, "false": False, "no": False, "off": False,
+               "1": True, "true": True, "yes": True, "on": True}
+
+
 def _flag(environ: Mapping[str, str], variable: str) -> bool:
     value = environ.get(variable, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
+    if value in _FLAG_WORDS:
+        return _FLAG_WORDS[value]
     raise UsageError(f"invalid {variable} '{value}': use 1 or 0")

@@ -73,6 +73,7 @@ BAD_ENV = [
     ({"PYINIT_SINGLE_CHILD": "maybe"}, "maybe"),
     ({"PYINIT_QUIET": "maybe"}, "maybe"),
     ({"PYINIT_VERBOSE": "lots"}, "lots"),
+    ({"PYINIT_VERBOSE": "-5"}, "-5"),  # would have silenced even errors
 ]
 
 

@@ -55,6 +55,8 @@ def test_silent_by_default(pyinit, role, start):
 
 @pytest.mark.parametrize(("args", "env", "talks"), [
     ([], {"PYINIT_VERBOSE": "1"}, True),
+    ([], {"PYINIT_VERBOSE": "yes"}, True),
+    ([], {"PYINIT_VERBOSE": "0"}, False),
     ([], {"PYINIT_VERBOSE": "1", "PYINIT_QUIET": "1"}, False),
     (["-v"], {"PYINIT_QUIET": "1"}, True),  # the command line wins
     (["-q"], {"PYINIT_VERBOSE": "1"}, False),
