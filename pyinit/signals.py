@@ -75,12 +75,12 @@ def parse(text: str) -> int:
 
 
 def parse_rewrite(text: str) -> tuple[int, int]:
-    """FROM:TO, where FROM is a catchable signal and TO a signal or 0 (drop)."""
+    """FROM:TO, where FROM is a catchable signal but CHLD and TO a signal or 0 (drop)."""
     source, sep, target = text.partition(":")
     if not sep:
         raise ValueError(text)
     from_sig, to_sig = parse(source), parse(target)
-    if from_sig not in HANDLED:
+    if from_sig not in HANDLED or from_sig == SIGCHLD:  # pyinit reaps on SIGCHLD, never forwards
         raise ValueError(source)
     return from_sig, to_sig
 

@@ -50,6 +50,7 @@ BAD_ARGS = [
     (["-r", "TERM", "true"], "TERM"),
     (["--rewrite=99:TERM", "true"], "99:TERM"),
     (["-r", "KILL:TERM", "true"], "KILL:TERM"),
+    (["-r", "CHLD:TERM", "true"], "CHLD:TERM"),  # never forwarded: the rewrite would be a no-op
     (["-r", "TERM:65", "true"], "TERM:65"),
     (["-t", "-1", "true"], "-1"),
     (["--grace", "soon", "true"], "soon"),
