@@ -227,3 +227,14 @@ def test_child_takes_the_terminal_and_gets_ctrl_c(pyinit, role, start):
             os.close(slave)
         with contextlib.suppress(OSError):
             os.close(master)
+
+
+def test_closed_stdio_stays_closed(pyinit, role, start):
+    """pyinit opens nothing in their place: the child finds fd 0 and 2 closed as pyinit did."""
+    closing = ["sh", "-c", 'exec 0<&- 2>&-; exec "$@"', "sh"]
+    run = start(in_namespace([*closing, *pyinit, "--", "readlink", "/proc/self/fd/0",
+                              "/proc/self/fd/1", "/proc/self/fd/2"], role))
+    pipe = f"pipe:[{os.fstat(run.proc.stdout.fileno()).st_ino}]\n".encode()
+    out, _ = run.communicate()
+    assert out == pipe
+    assert run.proc.returncode == 1  # readlink: the other two do not exist

@@ -148,3 +148,31 @@ def test_nothing_left_means_no_teardown_delay(pyinit, role, start):
     run = start(in_namespace_audited([*pyinit, "-t", "20", "--", "sh", "-c", "exit 0"], role))
     assert run.wait() == 0
     assert time.monotonic() - began < 10
+
+
+# Spawns a new TERM-ignoring sleeper each time it gets TERM, so every TERM makes more to stop.
+RESPAWNER = r"""
+F=$1
+exec 2>/dev/null
+trap 'sh -c "trap \"\" TERM; exec sleep 1000" & echo spawned >> "$F"' TERM
+echo "ready $$" >> "$F"
+while :; do sleep 0.1; done
+"""
+
+
+def test_processes_forked_during_teardown_are_killed(pyinit, role, start, tmp_path):
+    """A descendant answers TERM by forking a TERM-ignoring process: rescans during the grace
+    period and the KILL pass catch the late forks; nothing outlives pyinit."""
+    grace = 1.0
+    respawner, marker = tmp_path / "respawner.sh", tmp_path / "marker"
+    respawner.write_text(RESPAWNER)
+    script = (f"sh {respawner} {marker} & "
+              f"until grep -q ready {marker} 2>/dev/null; do sleep 0.02; done; exit 0")
+    began = time.monotonic()
+    run = start(in_namespace_audited([*pyinit, "-t", str(grace), "--", "sh", "-c", script],
+                                     role))
+    _, err = run.communicate()
+    assert run.proc.returncode == 0
+    assert grace <= time.monotonic() - began < grace + 10
+    assert "spawned" in lines(marker)  # the TERM did make a late fork
+    assert survivors(err) == []
