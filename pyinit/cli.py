@@ -36,7 +36,8 @@ options (environment variable in brackets; the command line wins):
   -e, --expect-exit CODE exit 0 when the main child exits with CODE; repeatable
                                                                       [PYINIT_EXPECT_EXIT]
   -p, --pdeathsig SIGNAL signal pyinit gets when its parent dies      [PYINIT_PDEATHSIG]
-  -v, --verbose          log lifecycle events to stderr; twice for every reap  [PYINIT_VERBOSE]
+  -v, --verbose          log lifecycle events (signals, reaped orphans) to stderr
+                                                                           [PYINIT_VERBOSE]
   -q, --quiet            log errors only, no warnings                       [PYINIT_QUIET]
       --version          print the version and exit
   -h, --help             print this help and exit
