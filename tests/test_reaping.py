@@ -38,9 +38,19 @@ def test_orphan_storm_leaves_no_zombie(pyinit, role, start):
     assert alive(run.pyinit_pid)
     # every orphan went to pyinit, none to the namespace's PID 1 shell (subreaper role): the
     # only processes left are PID 1 and pyinit with its child
-    names = sorted(p.name() for p in namespace_processes(run))
-    expected = ["pyinit", "sleep"] + (["sh"] if role == "subreaper" else [])
-    assert names == sorted(expected)
+    expected = sorted(["pyinit", "sleep"] + (["sh"] if role == "subreaper" else []))
+
+    def names() -> list[str]:
+        found = []
+        for process in namespace_processes(run):
+            try:
+                found.append(process.name())
+            except psutil.NoSuchProcess:
+                pass
+        return sorted(found)
+
+    wait_for(lambda: names() == expected and not zombies(namespace_processes(run)), 20,
+             f"only {expected} left")
 
 
 def test_orphans_are_reparented_to_pyinit_and_reaped(pyinit, role, start):
