@@ -36,10 +36,9 @@ def test_verbose_lifecycle(pyinit, role, start):
     run.signal(signal.SIGHUP)
     line = read_until(err, lambda line: b"SIGHUP" in line).decode()
     assert "rewrote SIGHUP to SIGUSR2" in line
-    run.proc.stdin.write(b"\n")
-    run.proc.stdin.close()
-    rest = run.proc.stderr.read().decode()  # until pyinit and the namespace are gone
-    assert run.wait() == 7
+    _, rest_bytes = run.proc.communicate(b"\n", timeout=TIMEOUT)
+    rest = rest_bytes.decode()
+    assert run.proc.returncode == 7
     assert re.search(r"main child \d+ exited: 7", rest), rest
     summary = [line for line in rest.splitlines() if line.startswith("pyinit: teardown:")]
     assert len(summary) == 1 and "SIGTERM" in summary[0] and "sleep 1000" in summary[0], rest
