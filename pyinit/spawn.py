@@ -109,8 +109,8 @@ def _exec_child(candidates: list[str], command: list[str], mask: set[int], tty: 
 
 
 def _exec_first(candidates: list[str], command: list[str]) -> None:
-    """execvp's rule: try each candidate; report the first error other than "not there", or
-    else "not found"."""
+    """execvp's rule: try each candidate (a file without #! goes to /bin/sh, as tini and
+    dumb-init run it); report the first error other than "not there", or else "not found"."""
     first_error = not_found = None
     for candidate in candidates:
         try:
@@ -118,6 +118,11 @@ def _exec_first(candidates: list[str], command: list[str]) -> None:
         except (FileNotFoundError, NotADirectoryError) as error:
             not_found = error
         except OSError as error:
+            if error.errno == errno.ENOEXEC:  # no #! line: execvp(3) runs it with /bin/sh
+                try:
+                    os.execv("/bin/sh", ["/bin/sh", candidate, *command[1:]])
+                except OSError:
+                    pass  # no shell: report the file's own error
             first_error = first_error or error
     raise first_error or not_found or FileNotFoundError(errno.ENOENT, command[0])
 

@@ -238,3 +238,15 @@ def test_closed_stdio_stays_closed(pyinit, role, start):
     out, _ = run.communicate()
     assert out == pipe
     assert run.proc.returncode == 1  # readlink: the other two do not exist
+
+
+def test_script_without_shebang_runs_with_sh(pyinit, role, start, tmp_path):
+    """execvp(3) semantics, as tini and dumb-init have them: ENOEXEC falls back to /bin/sh."""
+    script = tmp_path / "no-shebang"
+    script.write_text('echo "ran $0 $*"; exit 4\n')
+    script.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    for command in (str(script), "no-shebang"):
+        run = start(in_namespace([*pyinit, "--", command, "a", "b"], role), env=env)
+        out, err = run.communicate()
+        assert (run.proc.returncode, out, err) == (4, f"ran {script} a b\n".encode(), b"")
