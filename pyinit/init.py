@@ -77,7 +77,7 @@ def _forward_until_exit(child: int, config: cli.Config) -> int:
         for pid, status, name in reaper.reap(describe):
             if pid == child:
                 main_status = status
-            else:
+            elif describe:  # storms reap thousands: build no message nobody reads
                 log.info(f"reaped orphan {pid} ({name}): exit {reaper.exit_code(status)}")
         if main_status is not None:
             return main_status
