@@ -60,8 +60,14 @@ def _configure_process(pdeathsig: int) -> None:
             log.warning(f"cannot become a child subreaper ({error.strerror}): orphans that "
                         "leave the child's tree will not be reaped or torn down")
     if pdeathsig:
-        _prctl.prctl(_prctl.PR_SET_PDEATHSIG, pdeathsig)
-    _prctl.prctl(_prctl.PR_SET_NAME, "pyinit")
+        try:
+            _prctl.prctl(_prctl.PR_SET_PDEATHSIG, pdeathsig)
+        except OSError as error:
+            log.warning(f"cannot set the parent-death signal ({error.strerror})")
+    try:
+        _prctl.prctl(_prctl.PR_SET_NAME, "pyinit")
+    except OSError:
+        pass  # a seccomp profile that denies prctl: only `ps` loses the name
 
 
 def _forward_until_exit(child: int, config: cli.Config) -> int:

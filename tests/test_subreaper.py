@@ -1,0 +1,82 @@
+"""Issue 2, behaviour 1: pyinit makes itself a child subreaper, and warns when that fails and it
+is not PID 1 (as PID 1 it reaps orphans anyway). Failure is provoked with a seccomp filter that
+makes prctl(option) fail with EPERM, as a strict container profile would; no other prctl failure
+may stop pyinit either. (That the subreaper flag works is shown by orphans being re-parented to
+pyinit in test_reaping and test_unprivileged.)"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import sys
+
+import psutil
+import pytest
+from helpers import in_namespace, read_line
+
+PR_SET_PDEATHSIG, PR_SET_NAME, PR_SET_CHILD_SUBREAPER = 1, 15, 36
+
+# Installs a seccomp filter making prctl(option) fail with EPERM for each option number in
+# $DENY_PRCTL (comma-separated), then execs its arguments. x86_64 only.
+WITH_SECCOMP = r"""
+import ctypes, os, struct, sys
+deny = [int(option) for option in os.environ.pop("DENY_PRCTL").split(",")]
+LD, JEQ, RET = 0x20, 0x15, 0x06
+ALLOW, EPERM = 0x7FFF0000, 0x00050000 | 1
+n = len(deny)
+program = [(LD, 0, 0, 4), (JEQ, 1, 0, 0xC000003E), (RET, 0, 0, ALLOW),
+           (LD, 0, 0, 0), (JEQ, 0, 1 + n, 157), (LD, 0, 0, 16)]
+program += [(JEQ, n - i, 0, option) for i, option in enumerate(deny)]
+program += [(RET, 0, 0, ALLOW), (RET, 0, 0, EPERM)]
+filters = b"".join(struct.pack("HBBI", *instruction) for instruction in program)
+buffer = ctypes.create_string_buffer(filters)
+fprog = struct.pack("HxxxxxxP", len(program), ctypes.addressof(buffer))
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
+prog = ctypes.create_string_buffer(fprog)
+assert libc.prctl(22, 2, prog, 0, 0) == 0, ctypes.get_errno()  # PR_SET_SECCOMP, FILTER
+os.execvp(sys.argv[1], sys.argv[1:])
+"""
+
+pytestmark = pytest.mark.skipif(platform.machine() != "x86_64", reason="x86_64 seccomp filter")
+
+
+def denying(options: list[int], command: list[str], role: str, start, **popen):
+    env = {**os.environ, "DENY_PRCTL": ",".join(map(str, options))}
+    return start(in_namespace([sys.executable, "-c", WITH_SECCOMP, *command], role), env=env,
+                 **popen)
+
+
+def test_warns_when_not_a_subreaper(pyinit, role, start):
+    run = denying([PR_SET_CHILD_SUBREAPER], [*pyinit, "--", "sh", "-c", "echo ran; exit 3"],
+                  role, start)
+    out, err = run.communicate()
+    assert (out, run.proc.returncode) == (b"ran\n", 3)
+    if role == "pid1":
+        assert err == b""  # PID 1 inherits every orphan anyway
+    else:
+        assert len(err.splitlines()) == 1 and b"subreaper" in err, err
+
+
+def test_quiet_hides_the_warning(pyinit, start):
+    run = denying([PR_SET_CHILD_SUBREAPER], [*pyinit, "-q", "--", "true"], "subreaper", start)
+    _, err = run.communicate()
+    assert (run.proc.returncode, err) == (0, b"")
+
+
+def test_no_prctl_failure_is_fatal(pyinit, role, start):
+    """Subreaper, parent-death signal and process name all denied: the child still runs, and
+    signals are still forwarded; the parent-death signal the user asked for is warned about."""
+    options = [PR_SET_CHILD_SUBREAPER, PR_SET_NAME, PR_SET_PDEATHSIG]
+    script = "trap 'echo got-term; exit 5' TERM; echo ready; sleep 1000 & wait"
+    run = denying(options, [*pyinit, "-p", "TERM", "--", "sh", "-c", script], role, start)
+    assert read_line(run.proc.stdout) == b"ready\n"
+    # pyinit cannot name itself now: it is the namespace's PID 1 or PID 1's child
+    ns_init = psutil.Process(run.proc.pid).children()[0]
+    target = ns_init if role == "pid1" else ns_init.children()[0]
+    target.send_signal(signal.SIGTERM)
+    out, err = run.communicate()
+    assert (out, run.proc.returncode) == (b"got-term\n", 5)
+    assert b"Traceback" not in err
+    assert b"parent-death" in err
