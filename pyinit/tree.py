@@ -88,14 +88,8 @@ def _send(process: psutil.Process, sig: int) -> bool:
         pidfd = os.pidfd_open(process.pid)
     except ProcessLookupError:
         return False
-    except (AttributeError, OSError):  # kernel < 5.3: fall back to psutil's checked kill
-        try:
-            process.send_signal(sig)
-        except _GONE:
-            return False
-        except psutil.AccessDenied:
-            raise PermissionError(process.pid) from None
-        return True
+    except (AttributeError, OSError):  # kernel < 5.3, or seccomp: psutil's checked kill
+        return _kill(process, sig)
     try:
         if not process.is_running():
             return False
@@ -103,5 +97,19 @@ def _send(process: psutil.Process, sig: int) -> bool:
         return True
     except _GONE:
         return False
+    except (AttributeError, OSError):
+        # EPERM or ENOSYS: a seccomp profile that allows pidfd_open but not this, or another
+        # uid's process; kill(2) tells which
+        return _kill(process, sig)
     finally:
         os.close(pidfd)
+
+
+def _kill(process: psutil.Process, sig: int) -> bool:
+    try:
+        process.send_signal(sig)  # checks PID and start time first
+    except _GONE:
+        return False
+    except psutil.AccessDenied:
+        raise PermissionError(process.pid) from None
+    return True

@@ -17,24 +17,32 @@ from helpers import in_namespace, read_line
 
 PR_SET_PDEATHSIG, PR_SET_NAME, PR_SET_CHILD_SUBREAPER = 1, 15, 36
 
-# Installs a seccomp filter making prctl(option) fail with EPERM for each option number in
-# $DENY_PRCTL (comma-separated), then execs its arguments. x86_64 only.
+# Installs a seccomp filter that makes prctl(option) fail with EPERM for each option number in
+# $DENY_PRCTL and each system call number in $DENY_SYSCALLS (comma-separated), then execs its
+# arguments. x86_64 only.
 WITH_SECCOMP = r"""
 import ctypes, os, struct, sys
-deny = [int(option) for option in os.environ.pop("DENY_PRCTL").split(",")]
+def numbers(name):
+    return [int(n) for n in os.environ.pop(name, "").split(",") if n]
+options, syscalls = numbers("DENY_PRCTL"), numbers("DENY_SYSCALLS")
 LD, JEQ, RET = 0x20, 0x15, 0x06
 ALLOW, EPERM = 0x7FFF0000, 0x00050000 | 1
-n = len(deny)
-program = [(LD, 0, 0, 4), (JEQ, 1, 0, 0xC000003E), (RET, 0, 0, ALLOW),
-           (LD, 0, 0, 0), (JEQ, 0, 1 + n, 157), (LD, 0, 0, 16)]
-program += [(JEQ, n - i, 0, option) for i, option in enumerate(deny)]
-program += [(RET, 0, 0, ALLOW), (RET, 0, 0, EPERM)]
-filters = b"".join(struct.pack("HBBI", *instruction) for instruction in program)
-buffer = ctypes.create_string_buffer(filters)
-fprog = struct.pack("HxxxxxxP", len(program), ctypes.addressof(buffer))
+# (code, jump-if-true label, jump-if-false label, k); labels resolved below
+program = [(LD, None, None, 4), (JEQ, None, "allow", 0xC000003E), (LD, None, None, 0)]
+program += [(JEQ, "deny", None, nr) for nr in syscalls]
+program += [(JEQ, None, "allow", 157), (LD, None, None, 16)]  # prctl: look at the option
+program += [(JEQ, "deny", None, option) for option in options]
+program += [(RET, None, None, ALLOW), (RET, None, None, EPERM)]
+labels = {"allow": len(program) - 2, "deny": len(program) - 1}
+def jump(label, at):
+    return 0 if label is None else labels[label] - at - 1
+code = b"".join(struct.pack("HBBI", c, jump(t, i), jump(f, i), k)
+                for i, (c, t, f, k) in enumerate(program))
+buffer = ctypes.create_string_buffer(code)
+prog = ctypes.create_string_buffer(struct.pack("HxxxxxxP", len(program),
+                                               ctypes.addressof(buffer)))
 libc = ctypes.CDLL(None, use_errno=True)
 assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
-prog = ctypes.create_string_buffer(fprog)
 assert libc.prctl(22, 2, prog, 0, 0) == 0, ctypes.get_errno()  # PR_SET_SECCOMP, FILTER
 os.execvp(sys.argv[1], sys.argv[1:])
 """
@@ -42,8 +50,9 @@ os.execvp(sys.argv[1], sys.argv[1:])
 pytestmark = pytest.mark.skipif(platform.machine() != "x86_64", reason="x86_64 seccomp filter")
 
 
-def denying(options: list[int], command: list[str], role: str, start, **popen):
-    env = {**os.environ, "DENY_PRCTL": ",".join(map(str, options))}
+def denying(options: list[int], command: list[str], role: str, start, syscalls=(), **popen):
+    env = {**os.environ, "DENY_PRCTL": ",".join(map(str, options)),
+           "DENY_SYSCALLS": ",".join(map(str, syscalls))}
     return start(in_namespace([sys.executable, "-c", WITH_SECCOMP, *command], role), env=env,
                  **popen)
 
@@ -80,3 +89,23 @@ def test_no_prctl_failure_is_fatal(pyinit, role, start):
     assert (out, run.proc.returncode) == (b"got-term\n", 5)
     assert b"Traceback" not in err
     assert b"parent-death" in err
+
+
+PIDFD_SEND_SIGNAL, PIDFD_OPEN = 424, 434
+
+
+@pytest.mark.parametrize("syscalls", [[PIDFD_SEND_SIGNAL], [PIDFD_SEND_SIGNAL, PIDFD_OPEN]],
+                         ids=["send", "open-and-send"])
+def test_teardown_without_pidfd_syscalls(pyinit, start, syscalls, tmp_path):
+    """Older seccomp profiles deny the pidfd calls with EPERM: teardown falls back to kill(2)
+    and still stops every escapee (they write markers from their TERM handlers)."""
+    escapee = "trap 'echo term-$1; exit 0' TERM; touch {dir}/$1; echo $1; sleep 1000 & wait"
+    escapee = escapee.format(dir=tmp_path)
+    script = (f'sh -c "$0" escapee a & (setsid sh -c "$0" escapee b &); '
+              f"until [ -e {tmp_path}/a ] && [ -e {tmp_path}/b ]; do sleep 0.02; done; exit 6")
+    run = denying([], [*pyinit, "-t", "20", "--", "sh", "-c", script, escapee], "subreaper",
+                  start, syscalls=syscalls)
+    out, err = run.communicate()
+    assert run.proc.returncode == 6
+    assert sorted(out.split()) == [b"a", b"b", b"term-a", b"term-b"]
+    assert b"permission denied" not in err and b"Traceback" not in err
