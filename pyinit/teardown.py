@@ -69,6 +69,10 @@ class Blind:
                 os.kill(self.target, sig)
             except ProcessLookupError:
                 pass
+            except PermissionError:  # not one of them may be signalled by pyinit's uid
+                self.denied.add(self.target)
+                log.warning(f"cannot send {signals.name(sig)} to {self.who(sig)}: "
+                            "permission denied")
         return reaper.has_children()
 
     def who(self, sig: int) -> str:
