@@ -16,10 +16,8 @@ from helpers import (
     alive,
     child_of,
     in_namespace,
-    proc_status,
     read_line,
     read_until,
-    sigset,
     state,
     wait_for,
 )
@@ -213,12 +211,3 @@ def test_contrast_tini_dies_from_segv(start):
         time.sleep(0.01)
     assert not alive(tini.pid)
 
-
-def test_pyinit_blocks_every_catchable_signal(pyinit, role, start):
-    """Signals are taken with sigwaitinfo, never by a handler: pyinit's mask holds every
-    catchable signal while the child runs (so none is lost or fatal between two waits)."""
-    run = start(in_namespace([*pyinit, "--", "sh", "-c", "echo ready; exec sleep 1000"], role))
-    assert read_line(run.proc.stdout) == b"ready\n"
-    blocked = sigset(proc_status(run.pyinit_pid)["SigBlk"])
-    catchable = set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
-    assert catchable <= blocked
