@@ -214,3 +214,17 @@ def lines(path: Path) -> list[str]:
         return path.read_text().splitlines()
     except FileNotFoundError:
         return []
+
+
+def kill_namespace(running: Running) -> None:
+    """Kill a namespace whose PID 1 may have lost unshare's parent-death signal (setpriv and
+    other credential changes clear it): SIGKILL its PID 1 by PID, then close unshare."""
+    try:
+        for process in psutil.Process(running.proc.pid).children():
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+    except psutil.Error:
+        pass
+    running.close()

@@ -21,6 +21,7 @@ from helpers import (
     child_of,
     in_namespace,
     in_namespace_audited,
+    kill_namespace,
     read_line,
     sigset,
     survivors,
@@ -250,3 +251,16 @@ def test_script_without_shebang_runs_with_sh(pyinit, role, start, tmp_path):
         run = start(in_namespace([*pyinit, "--", command, "a", "b"], role), env=env)
         out, err = run.communicate()
         assert (run.proc.returncode, out, err) == (4, f"ran {script} a b\n".encode(), b"")
+
+
+def test_fork_failure_is_125(pyinit, role, start):
+    """RLIMIT_NPROC of 1 for uid 65534: pyinit runs, its fork fails (EAGAIN)."""
+    limited = ["prlimit", "--nproc=1", "--", "setpriv", "--reuid", "65534", "--regid", "65534",
+               "--clear-groups"]
+    run = start(in_namespace([*limited, *pyinit, "--", "true"], role))
+    try:
+        _, err = run.communicate()
+        assert run.proc.returncode == 125
+        assert len(err.splitlines()) == 1 and b"fork" in err, err
+    finally:
+        kill_namespace(run)  # setpriv cleared the parent-death signal --kill-child relies on

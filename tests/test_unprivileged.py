@@ -3,7 +3,6 @@ still forwards and reaps, tears down, and has nothing to warn about."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import shutil
@@ -20,6 +19,7 @@ from helpers import (
     TIMEOUT,
     alive,
     in_namespace_audited,
+    kill_namespace,
     namespace_processes,
     read_line,
     survivors,
@@ -87,16 +87,6 @@ def setuid_python():
         yield str(python)
     finally:
         shutil.rmtree(directory)
-
-
-def kill_namespace(run) -> None:
-    """setpriv changes uids, which clears the parent-death signal unshare --kill-child relies
-    on: kill the namespace's PID 1 by PID, then unshare."""
-    with contextlib.suppress(psutil.Error):
-        for process in psutil.Process(run.proc.pid).children():
-            with contextlib.suppress(psutil.Error):
-                process.kill()
-    run.close()
 
 
 @pytest.mark.parametrize("single", [False, True])
