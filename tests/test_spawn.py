@@ -18,12 +18,14 @@ import psutil
 import pytest
 from helpers import (
     TIMEOUT,
+    alive,
     child_of,
     in_namespace,
     in_namespace_audited,
     kill_namespace,
     read_line,
     sigset,
+    state,
     survivors,
     wait_for,
 )
@@ -264,3 +266,40 @@ def test_fork_failure_is_125(pyinit, role, start):
         assert len(err.splitlines()) == 1 and b"fork" in err, err
     finally:
         kill_namespace(run)  # setpriv cleared the parent-death signal --kill-child relies on
+
+
+def test_job_control_under_an_interactive_shell(pyinit, start):
+    """pyinit as a job of an interactive bash (not a session leader, so its child gets no
+    terminal): Ctrl-Z stops pyinit and its child (bash reports the job stopped), fg resumes
+    both, and Ctrl-C reaches pyinit, which forwards it: the job ends with 130."""
+    master, slave = os.openpty()
+    try:
+        run = start(in_namespace(["setsid", "-c", "bash", "--norc", "--noprofile", "-i"],
+                                 "pid1"),
+                    stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                    env={**os.environ, "PS1": "$ ", "TERM": "dumb"})
+        os.close(slave)
+        slave = -1
+        os.write(master, b"echo hello\n")
+        read_pty(master, b"hello\r\n")
+        command = " ".join(pyinit) + " -- sh -c 'echo started; sleep 1000'"
+        os.write(master, command.encode() + b"\n")
+        read_pty(master, b"started\r\n")
+        pyinit_pid = run.pyinit_pid
+        child = child_of(pyinit_pid)
+        os.write(master, b"\x1a")  # Ctrl-Z
+        read_pty(master, b"Stopped")
+        wait_for(lambda: state(pyinit_pid) == "T" and state(child) == "T",
+                 what="pyinit and its child to stop")
+        os.write(master, b"fg\n")
+        wait_for(lambda: state(pyinit_pid) in ("S", "R") and state(child) in ("S", "R"),
+                 what="pyinit and its child to resume")
+        os.write(master, b"\x03")  # Ctrl-C
+        os.write(master, b"echo rc=$?\n")
+        assert b"rc=130" in read_pty(master, b"rc=130")
+        wait_for(lambda: not alive(pyinit_pid), what="pyinit to exit")
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        with contextlib.suppress(OSError):
+            os.close(master)
