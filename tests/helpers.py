@@ -95,6 +95,8 @@ def alive(pid: int) -> bool:
 # As a subreaper, and audited: the namespace's PID 1 shell runs pyinit, then lists on stderr
 # every process still in the namespace but itself ("survivor: <stat>"), then exits with pyinit's
 # status. Only builtins run after pyinit exits, so a clean teardown leaves no survivor line.
+# It catches live leftovers; a zombie handed to this shell may be reaped by its wait for pyinit,
+# so zombie checks use a PID 1 that never reaps (test_shared_namespace).
 AUDIT_SHELL = [
     "/bin/sh", "-c",
     '"$@"; rc=$?; for d in /proc/[0-9]*; do [ "$d" = /proc/1 ] && continue; '
