@@ -11,10 +11,19 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
-from helpers import TIMEOUT, in_namespace_audited, lines, survivors, wait_for
+from helpers import (
+    TIMEOUT,
+    in_namespace_audited,
+    lines,
+    read_line,
+    read_until,
+    survivors,
+    wait_for,
+)
 
 # An escapee: handles the stop signal by writing a marker (slowly when asked), reports ready.
 ESCAPEE = r"""
@@ -175,4 +184,21 @@ def test_processes_forked_during_teardown_are_killed(pyinit, role, start, tmp_pa
     assert run.proc.returncode == 0
     assert grace <= time.monotonic() - began < grace + 10
     assert "spawned" in lines(marker)  # the TERM did make a late fork
+    assert survivors(err) == []
+
+
+def test_dropped_term_still_stops_at_teardown(pyinit, role, start, scripts):
+    """-r TERM:0 drops a forwarded TERM; the teardown still stops what is left with TERM."""
+    escapee, _, marker = scripts
+    main = (f"trap 'echo main-term >> {marker}' TERM; sh {escapee} {marker} & "
+            f"until grep -q ready {marker}; do sleep 0.02; done; echo ready; read line; exit 0")
+    run = start(in_namespace_audited([*pyinit, "-v", "-r", "TERM:0", "--", "sh", "-c", main],
+                                     role), stdin=subprocess.PIPE)
+    assert read_line(run.proc.stdout) == b"ready\n"
+    run.signal(signal.SIGTERM)
+    read_until(run.proc.stderr, lambda line: b"dropped SIGTERM" in line)
+    _, err = run.proc.communicate(b"\n", timeout=TIMEOUT)
+    assert run.proc.returncode == 0
+    assert "main-term" not in lines(marker)
+    assert pids(marker, "term") == pids(marker, "ready")
     assert survivors(err) == []
