@@ -25,6 +25,7 @@ def run() -> None:
 
 
 def main(argv: list[str]) -> int:
+    original_mask = signals.block()  # first: from here on no signal is lost or fatal
     config = cli.parse(argv, os.environ)
     log.level = config.verbosity
     environ.restore()
@@ -33,7 +34,6 @@ def main(argv: list[str]) -> int:
     chld_ignored = _signal.getsignal(signals.SIGCHLD) == _signal.SIG_IGN
     _signal.signal(signals.SIGCHLD, _signal.SIG_DFL)  # an ignored SIGCHLD would auto-reap
     tty = spawn.release_terminal()
-    original_mask = signals.block()
     try:
         child = spawn.start(config.command, original_mask, tty, chld_ignored)
     except spawn.SpawnError as error:

@@ -27,8 +27,8 @@ def release_terminal() -> bool:
     """Hand the controlling terminal over to the child (as dumb-init does); True if stdin is a TTY.
 
     A session leader that gives up its terminal makes the kernel send SIGHUP and SIGCONT to the
-    terminal's foreground group, pyinit included: they are ignored for that moment only, and
-    this must run before the handled signals are blocked, or they would be queued and forwarded.
+    terminal's foreground group, pyinit included: for that moment only they are unblocked and
+    ignored, so they are discarded instead of queued and forwarded to the child.
     """
     if not os.isatty(0):
         return False
@@ -36,13 +36,15 @@ def release_terminal() -> bool:
         import fcntl
         import termios
 
-        saved = {sig: _signal.signal(sig, _signal.SIG_IGN) for sig in (signals.SIGHUP,
-                                                                       signals.SIGCONT)}
+        hangup = {signals.SIGHUP, signals.SIGCONT}
+        saved = {sig: _signal.signal(sig, _signal.SIG_IGN) for sig in hangup}
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, hangup)
         try:
             fcntl.ioctl(0, termios.TIOCNOTTY)
         except OSError:
             pass  # not our controlling terminal: nothing to give up
         finally:
+            _signal.pthread_sigmask(_signal.SIG_BLOCK, hangup)
             for sig, handler in saved.items():
                 _signal.signal(sig, handler)
     return True
