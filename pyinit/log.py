@@ -1,6 +1,6 @@
 """The one place that writes pyinit's own lines to stderr.
 
-Levels: 0 errors only (-q), 1 warnings (default), 2 lifecycle (-v), 3 every reap and signal (-vv).
+Levels: 0 errors only (-q), 1 warnings (default), 2 lifecycle events (-v; more -v change nothing).
 Writes go straight to fd 2 so nothing is buffered when pyinit exits or is stopped.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-ERROR, WARNING, INFO, DEBUG = 0, 1, 2, 3
+ERROR, WARNING, INFO = 0, 1, 2
 level = WARNING
 
 
@@ -31,6 +31,3 @@ def warning(message: str) -> None:
 def info(message: str) -> None:
     emit(INFO, message)
 
-
-def debug(message: str) -> None:
-    emit(DEBUG, message)
