@@ -50,7 +50,10 @@ def number(name: str) -> int:
     for base, first in (("RTMIN", signal.SIGRTMIN), ("RTMAX", signal.SIGRTMAX)):
         if name.startswith(base):
             return first + int(name[len(base):] or 0)
-    return getattr(signal, "SIG" + name)
+    return getattr(signal, "SIG" + name, None) or _BEFORE_PY311[name]
+
+
+_BEFORE_PY311 = {"STKFLT": 16}  # signal.SIGSTKFLT exists from Python 3.11 (x86 and arm: 16)
 
 
 def reporter(run, tags=("child",)) -> dict[str, int]:
