@@ -201,7 +201,7 @@ def test_shared_pid_namespace_teardown(container):
     started = time.monotonic()
     os.kill(main.pid, signal.SIGKILL)
     status, _, err = box.wait()
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 4.5  # promptly: under the 5 s default grace
     assert status == 128 + signal.SIGKILL
     assert b"teardown: SIGTERM to 3" in err, err  # pyinit did it, not runc's cgroup kill
     assert re.search(rb"SIGKILL to (none|0)\b", err), err
