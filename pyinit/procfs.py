@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import os
 
+_ours: bool | None = None
+
 
 def is_ours() -> bool:
-    try:
-        return os.readlink("/proc/self") == str(os.getpid())
-    except OSError:
-        return False
+    """Read once: the reaper asks for every orphan it names, and the mount does not change."""
+    global _ours
+    if _ours is None:
+        try:
+            _ours = os.readlink("/proc/self") == str(os.getpid())
+        except OSError:
+            _ours = False
+    return _ours
 
 
 def comm(pid: int) -> str:

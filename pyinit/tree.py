@@ -40,7 +40,7 @@ class ProcessTree:
                 sent = _send(process, sig)
             except PermissionError:
                 self.denied.add(process)
-                log.warning(f"cannot signal {_describe(process)}: permission denied")
+                log.warning(f"cannot signal {about or _describe(process)}: permission denied")
                 continue
             if sent:
                 done[process] = about
