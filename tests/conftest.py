@@ -1,5 +1,5 @@
-"""Fixtures: which pyinit to run (source or frozen bundle), in which PID-namespace role, and a
-starter that kills everything a test started."""
+"""Fixtures: which pyinit to run (source, frozen bundle or single file), in which PID-namespace
+role, and a starter that kills everything a test started."""
 
 from __future__ import annotations
 
@@ -7,20 +7,24 @@ import os
 import subprocess
 
 import pytest
-from helpers import FROZEN, SOURCE, Running
+from helpers import FROZEN, SOURCE, Running, require_single
 
 if os.geteuid() != 0:
     pytest.exit("the tests need root: they create PID namespaces and containers", 2)
 
 
-@pytest.fixture(params=["source", "frozen"])
+@pytest.fixture(params=["source", "frozen", "single"])
 def pyinit(request: pytest.FixtureRequest) -> list[str]:
-    """The command that runs pyinit: from source, or the frozen bundle when it is built."""
+    """The command that runs pyinit: from source, or the frozen bundle or the single file when
+    they are built (with CI set, a missing single file is a failure)."""
     if request.param == "frozen":
         if not os.access(FROZEN, os.X_OK):
             pytest.skip(f"no frozen bundle at {FROZEN} (scripts/build makes it)")
         return [str(FROZEN)]
+    if request.param == "single":
+        return [str(require_single())]
     return list(SOURCE)
+
 
 
 @pytest.fixture(params=["pid1", "subreaper"])

@@ -10,10 +10,16 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
+
+from pyinit import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = [sys.executable, "-m", "pyinit"]
 FROZEN = Path(os.environ.get("PYINIT_FROZEN", "/opt/pyinit/pyinit"))
+# The single file scripts/build makes (scripts/build-single).
+SINGLE = Path(os.environ.get(
+    "PYINIT_SINGLE", ROOT / "dist" / f"pyinit-{__version__}-linux-{os.uname().machine}"))
 NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
 # As a subreaper: a plain shell is PID 1 of the namespace and pyinit is its child.
 BELOW_SHELL = ["/bin/sh", "-c", '"$@"; exit $?', "sh"]
@@ -23,6 +29,16 @@ TIMEOUT = 30
 def in_namespace(command: list[str], role: str) -> list[str]:
     """command run as PID 1 of a fresh PID namespace, or as a child of that namespace's PID 1."""
     return NAMESPACE + (BELOW_SHELL if role == "subreaper" else []) + command
+
+
+def require_single() -> Path:
+    """The single file, or skip (fail under CI) when it is not built."""
+    if not os.access(SINGLE, os.X_OK):
+        why = f"no single file at {SINGLE} (scripts/build makes it)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return SINGLE
 
 
 class Running:
