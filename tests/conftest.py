@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+from containers import Container
 from helpers import FROZEN, SOURCE, Running, require_single
 
 if os.geteuid() != 0:
@@ -48,3 +49,18 @@ def start():
     yield _start
     for running in started:
         running.close()
+
+
+@pytest.fixture
+def container(images):
+    """container(args, **options) -> Container (runc; `images` comes from the test module);
+    every one is `runc delete -f`'d at the end."""
+    made: list[Container] = []
+
+    def _make(args: list[str], **options: object) -> Container:
+        made.append(Container(images, args, **options))
+        return made[-1]
+
+    yield _make
+    for each in reversed(made):
+        each.delete()

@@ -1,20 +1,25 @@
 """runc containers for the end-to-end tests: OCI bundles built in a temporary directory (a
-busybox-static rootfs, and an empty one that holds only /opt/pyinit), read-only root, no /tmp,
+busybox-static rootfs, an empty one that holds only /opt/pyinit, and a bare one that holds
+nothing: what it runs is bind-mounted in, as engines do with their init), read-only root, no /tmp,
 uid 65534, no terminal. Every runc call is bounded by `timeout -k`; every container started is
 deleted with `runc delete -f`, whatever happens."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import pytest
 from helpers import FROZEN
 
 RUNC = shutil.which("runc")
@@ -22,18 +27,32 @@ BUSYBOX = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if os.path.exist
 NOBODY = 65534
 TIMEOUT = 30
 ENTRYPOINT = ["/opt/pyinit/pyinit", "--"]
+LOOP = "while :; do sleep 0.05; done"  # a shell that is busy but answers signals at once
 _ids = itertools.count()
 
 
-def missing() -> str | None:
-    """Why the container tests cannot run here, or None."""
+def missing(bundle: bool = True) -> str | None:
+    """Why the container tests cannot run here (bundle: they need the frozen bundle), or None."""
     if not RUNC:
         return "runc is not installed (scripts/setup installs it)"
     if not BUSYBOX:
         return "busybox-static is not installed (scripts/setup installs it)"
-    if not os.access(FROZEN, os.X_OK):
+    if bundle and not os.access(FROZEN, os.X_OK):
         return f"no frozen bundle at {FROZEN} (scripts/build --install makes it)"
     return None
+
+
+@contextlib.contextmanager
+def made_images(bundle: bool = True) -> Iterator[Images]:
+    """Images in a temporary directory for a test module; skip when the tools are missing (with
+    CI set, missing is a failure)."""
+    why = missing(bundle)
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"container tests must run in CI: {why}")
+        pytest.skip(why)
+    with tempfile.TemporaryDirectory(prefix="pyinit-runc-") as root:
+        yield Images(Path(root))
 
 
 def _bounded(argv: list[str], seconds: float = TIMEOUT) -> list[str]:
@@ -52,12 +71,16 @@ class Images:
         self.root = root
         self.busybox = root / "busybox-rootfs"
         self.empty = root / "empty-rootfs"
+        self.bare = root / "bare-rootfs"  # not even mount points: runc makes them
+        self.bare.mkdir()
         for rootfs in (self.busybox, self.empty):
             for directory in ("proc", "dev", "sys", "opt"):
                 (rootfs / directory).mkdir(parents=True)
             # What an image's `COPY --from=... /opt/pyinit /opt/pyinit` gives; the frozen bundle
-            # is where the test suite finds it (PYINIT_FROZEN may point elsewhere).
-            shutil.copytree(FROZEN.parent, rootfs / "opt" / "pyinit", symlinks=True)
+            # is where the test suite finds it (PYINIT_FROZEN may point elsewhere). The single
+            # file's tests run without it.
+            if FROZEN.exists():
+                shutil.copytree(FROZEN.parent, rootfs / "opt" / "pyinit", symlinks=True)
         (self.busybox / "bin").mkdir()
         shutil.copy2(BUSYBOX, self.busybox / "bin" / "busybox")
         applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True,
@@ -76,7 +99,8 @@ class Container:
 
     def __init__(self, images: Images, args: list[str], *, rootfs: str = "busybox",
                  pid_ns: str | None = "new", proc: bool = True, uid: int = NOBODY,
-                 env: list[str] | None = None) -> None:
+                 env: list[str] | None = None, binds: dict[str, Path] | None = None) -> None:
+        """binds: container path -> host file, bind-mounted read-only (an engine's init)."""
         self.id = f"pyinit-test-{os.getpid()}-{next(_ids)}"
         self.bundle = images.root / self.id
         self.bundle.mkdir()
@@ -86,8 +110,9 @@ class Container:
         process["args"] = args
         process["user"] = {"uid": uid, "gid": uid}
         process["env"] = env if env is not None else ["PATH=/bin"]
-        config["root"] = {"path": str(images.busybox if rootfs == "busybox" else images.empty),
-                          "readonly": True}
+        config["root"] = {"path": str(getattr(images, rootfs)), "readonly": True}
+        config["mounts"] += [{"destination": path, "type": "bind", "source": str(source),
+                              "options": ["bind", "ro"]} for path, source in (binds or {}).items()]
         config["hostname"] = self.id[-40:]
         namespaces = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "pid"]
         if pid_ns == "new":
@@ -191,12 +216,45 @@ class Container:
         shutil.rmtree(self.bundle, ignore_errors=True)
 
 
+def no_proc(root: Path, argv: list[str], binds: dict[str, Path] | None = None
+            ) -> subprocess.Popen:
+    """argv as PID 1 of a fresh PID namespace, chrooted into root bound read-only, /proc not
+    mounted, uid 65534 (runc itself needs /proc in the container: it closes fds through
+    /proc/self/fd). binds: container path -> host file, bind-mounted read-only."""
+    for path in binds or {}:
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()
+    (root / "dev").mkdir(exist_ok=True)
+    setup = ('root=$1; shift; mount --bind "$root" "$root" && mount -o remount,bind,ro "$root" && '
+             'mount --bind /dev "$root/dev" && while [ "$1" != -- ]; do '
+             'mount --bind -o ro "$1" "$root$2" && shift 2; done && shift && exec "$@"')
+    pairs = [str(item) for path, source in (binds or {}).items() for item in (source, path)]
+    command = ["timeout", "-k", "5", str(TIMEOUT), "unshare", "--mount", "--propagation",
+               "private", "--", "sh", "-c", setup, "sh", str(root), *pairs, "--",
+               "unshare", "--pid", "--fork", "--kill-child", "--root", str(root),
+               "--setuid", str(NOBODY), "--setgid", str(NOBODY), "--", *argv]
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
 def tree(pid: int) -> list[psutil.Process]:
     """Every process below pid (host view)."""
     try:
         return psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
+
+
+def children_of(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children()
+    except psutil.NoSuchProcess:
+        return []
+
+
+def no_zombie_below(pid: int) -> bool:
+    return all(state_of(p.pid) not in ("Z", "") for p in tree(pid))
 
 
 def state_of(pid: int) -> str:

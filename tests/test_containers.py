@@ -9,55 +9,29 @@ import os
 import re
 import signal
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import containers
 import psutil
 import pytest
-from containers import ENTRYPOINT, Container, Images, exists, state_of, tree
+from containers import (
+    ENTRYPOINT,
+    LOOP,
+    Images,
+    children_of,
+    exists,
+    no_zombie_below,
+    state_of,
+    tree,
+)
 from helpers import FROZEN, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
-LOOP = "while :; do sleep 0.05; done"
-
-
 @pytest.fixture(scope="module")
 def images():
-    why = containers.missing()
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(f"container tests must run in CI: {why}")
-        pytest.skip(why)
-    with tempfile.TemporaryDirectory(prefix="pyinit-runc-") as root:
-        yield Images(Path(root))
-
-
-@pytest.fixture
-def container(images):
-    """container(args, **options) -> Container; every one is `runc delete -f`'d at the end."""
-    made: list[Container] = []
-
-    def _make(args: list[str], **options: object) -> Container:
-        made.append(Container(images, args, **options))
-        return made[-1]
-
-    yield _make
-    for each in reversed(made):
-        each.delete()
-
-
-def children_of(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children()
-    except psutil.NoSuchProcess:
-        return []
-
-
-def no_zombie_below(pid: int) -> bool:
-    return all(state_of(p.pid) not in ("Z", "") for p in tree(pid))
+    with containers.made_images() as made:
+        yield made
 
 
 # --- 1. pyinit as PID 1 of the container -------------------------------------------------
@@ -233,16 +207,7 @@ def test_host_pid_namespace_leaves_nothing(container):
 # uid 65534, pyinit as PID 1 of a fresh PID namespace.
 
 def _no_proc(images: Images, script: str) -> subprocess.Popen:
-    root = str(images.busybox)
-    setup = ('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && '
-             'mount --bind /dev "$1/dev" && shift && exec "$@"')
-    argv = ["timeout", "-k", "5", "30", "unshare", "--mount", "--propagation", "private", "--",
-            "sh", "-c", setup, "sh", root,
-            "unshare", "--pid", "--fork", "--kill-child", "--root", root,
-            "--setuid", str(containers.NOBODY), "--setgid", str(containers.NOBODY), "--",
-            "/opt/pyinit/pyinit", "-v", "--", "sh", "-c", script]
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    return containers.no_proc(images.busybox, [ENTRYPOINT[0], "-v", "--", "sh", "-c", script])
 
 
 def _pyinit_below(proc: subprocess.Popen) -> int:
