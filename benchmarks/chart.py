@@ -31,7 +31,7 @@ def chart(results: dict, columns: list[str], path: Path) -> str:
                 floor = statistics.median(startup[mode][FLOOR])
                 series[label] = [statistics.median(startup[mode][n]) / floor
                                  if n in startup[mode] else 0 for n in names]
-            limits = [(2.0, "source target 2x"), (3.0, "frozen target 3x")]
+            limits = [(2.0, "source, single target 2x"), (3.0, "frozen target 3x")]
             title = "start-up of INIT -- /bin/true\n(median, ÷ python3 -I -S -c pass)"
         else:
             series = {

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from pyinit import __version__
+
 HERE = Path(__file__).resolve().parent
 CHILD = str(HERE / "child.py")
 HOLDER = str(HERE / "holder.py")
@@ -19,6 +21,9 @@ HOLDER = str(HERE / "holder.py")
 PYTHON = os.path.realpath(sys.executable)
 BARE = [PYTHON, "-I", "-S"]
 FROZEN = Path(os.environ.get("PYINIT_FROZEN", "/opt/pyinit/pyinit"))
+# The single file scripts/build-single makes in this checkout.
+SINGLE = Path(os.environ.get(
+    "PYINIT_SINGLE", HERE.parent / "dist" / f"pyinit-{__version__}-linux-{os.uname().machine}"))
 FLOOR = "floor"
 
 T = TypeVar("T")
@@ -32,6 +37,7 @@ def contenders() -> dict[str, list[str] | None]:
         "pyinit": [str(script), "--"] if os.access(script, os.X_OK) else None,
         "pyinit -m": [sys.executable, "-m", "pyinit", "--"],
         "frozen": [str(FROZEN), "--"] if os.access(FROZEN, os.X_OK) else None,
+        "single": [str(SINGLE), "--"] if os.access(SINGLE, os.X_OK) else None,
     }
     anchors = {"tini": ["-s", "--"], "dumb-init": ["--"], "catatonit": ["--"]}
     for name, options in anchors.items():

@@ -104,15 +104,16 @@ def targets(results: dict) -> list[str]:
         for mode, label in (("pid1", "as PID 1"), ("plain", "not PID 1")):
             data = startup[mode]
             floor = statistics.median(data[FLOOR])
-            for name, limit in (("pyinit", 2.0), ("pyinit -m", 2.0), ("frozen", 3.0)):
+            for name, limit in (("pyinit", 2.0), ("pyinit -m", 2.0), ("frozen", 3.0),
+                                ("single", 2.0)):
                 if name in data:
                     ratio = statistics.median(data[name]) / floor
                     line(ratio <= limit, f"start-up {label}, {name}: {ratio:.2f}x floor "
                          f"(target ≤ {limit:g}x)")
-                elif name == "frozen":
-                    line(None, f"start-up {label}, frozen: bundle not built")
+                elif name in ("frozen", "single"):
+                    line(None, f"start-up {label}, {name}: not built")
     if idle:
-        for name in ("pyinit", "frozen"):
+        for name in ("pyinit", "frozen", "single"):
             if name in idle:
                 ratio = idle[name]["rss_kb"] / idle[FLOOR]["rss_kb"]
                 line(ratio <= 1.3, f"idle RSS, {name}: {ratio:.2f}x bare interpreter "

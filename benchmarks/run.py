@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             finish_all()
         print(f"    {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
 
-    columns = [n for n in ("pyinit", "pyinit -m", "frozen", "tini", "dumb-init", "catatonit")
-               if n in found] + [FLOOR]
+    order = ("pyinit", "pyinit -m", "frozen", "single", "tini", "dumb-init", "catatonit")
+    columns = [n for n in order if n in found] + [FLOOR]
     text = document(results, columns, failed)
     print(text, end="")
     args.results.mkdir(parents=True, exist_ok=True)

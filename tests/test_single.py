@@ -73,8 +73,8 @@ def test_bare_rootfs_without_proc(images, single):
 
 
 def test_without_proc_forwards_reaps_and_tears_down(images, single):
-    proc = containers.no_proc(images.busybox,
-                              [PODMAN, "-v", "--", "sh", "-c", "sleep 100 & setsid sleep 100 & exit 5"],
+    script = "sleep 100 & setsid sleep 100 & exit 5"
+    proc = containers.no_proc(images.busybox, [PODMAN, "-v", "--", "sh", "-c", script],
                               binds={PODMAN: single})
     try:
         _, err = proc.communicate(timeout=30)
