@@ -9,7 +9,7 @@ import platform
 import statistics
 import time
 
-from contenders import FLOOR, FROZEN
+from contenders import FLOOR, FROZEN, SINGLE
 from processes import WAIT
 
 
@@ -171,7 +171,8 @@ def document(results: dict, columns: list[str], failed: list[str]) -> str:
         f"{versions_text}.",
         "Columns: `pyinit` = the console script `.venv/bin/pyinit` (what users run); "
         "`pyinit -m` = `.venv/bin/python -m pyinit` (start-up only: the same process "
-        f"afterwards); `frozen` = {FROZEN}; tini runs with `-s`. "
+        f"afterwards); `frozen` = {FROZEN}; `single` = {SINGLE} (the static single file); "
+        "tini runs with `-s`. "
         + (f"Not available: {', '.join(missing)}. " if missing else "")
         + "floor = `python3 -I -S -c pass` (start-up), a bare `python3 -I -S` that only sleeps "
         "(idle), a kill straight to the child with no init between (signals).",
