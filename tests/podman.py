@@ -7,6 +7,8 @@ What this machine needs, handled here rather than by hand:
   containers.conf (CONTAINERS_CONF) sets `default_ulimits` within the current hard limits;
 - crun 1.8 refuses a hybrid cgroup host ("cgroups in hybrid mode not supported"): runc is the
   default runtime, crun is used only where `crun_refusal()` says it runs;
+- rootless slirp4netns cannot open /dev/net/tun here, and no test needs a network:
+  `netns = "none"`;
 - no systemd, no journald: `cgroup_manager = "cgroupfs"`, `events_logger = "file"`;
 - no registry: the image is built locally, and podman builds its pod pause image (catatonit)
   locally too;
@@ -34,7 +36,7 @@ from helpers import FROZEN
 PODMAN = shutil.which("podman")
 BUILDAH = shutil.which("buildah")
 BUSYBOX = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if os.path.exists(p)), None)
-IMAGE = "localhost/pyinit-podman-test:latest"
+IMAGE = "localhost/pyinit-podman-test:test"
 TIMEOUT = 60
 _ids = itertools.count()
 
@@ -62,6 +64,7 @@ def containers_conf() -> str:
     return (
         "[containers]\n"
         f'default_ulimits = ["nofile={nofile}", "nproc={nproc}"]\n'
+        'netns = "none"\n'
         "[engine]\n"
         'runtime = "runc"\n'
         'cgroup_manager = "cgroupfs"\n'
@@ -191,11 +194,33 @@ class Podman:
                      "--cmd", "sh", "--env", "PATH=/bin", container)
         self.buildah("commit", "--quiet", container, self.image)
 
+    # -- looking at containers ------------------------------------------------------------
+
+    def inspect(self, name: str, template: str) -> str:
+        """One field of `podman inspect`, e.g. "{{.State.Pid}}"."""
+        return self("inspect", "--format", template, name).stdout.strip()
+
+    def pid(self, name: str) -> int:
+        """The host PID of the container's first process (pyinit), 0 when it is not running."""
+        return int(self.inspect(name, "{{.State.Pid}}"))
+
+    def exit_code(self, name: str) -> int:
+        return int(self.inspect(name, "{{.State.ExitCode}}"))
+
+    def logs(self, name: str) -> str:
+        """What the container wrote, stdout and stderr together."""
+        done = self("logs", name)
+        return done.stdout + done.stderr
+
     # -- names and cleanup -----------------------------------------------------------------
 
     def name(self, purpose: str, kind: str = "container") -> str:
         """A unique container (or pod) name, removed by close()."""
-        name = f"pyinit-{purpose}-{os.getpid()}-{next(_ids)}"
+        return self.adopt(f"pyinit-{purpose}-{os.getpid()}-{next(_ids)}", kind)
+
+    def adopt(self, name: str, kind: str = "container") -> str:
+        """Remove this container (or pod) by name at close(): names fixed elsewhere, e.g. by a
+        Kubernetes manifest."""
         self._names[kind].append(name)
         return name
 
