@@ -24,11 +24,14 @@ Usage (a session-scoped fixture in the test module):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import resource
 import shutil
+import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from helpers import FROZEN
@@ -236,12 +239,17 @@ class Podman:
         return done.stdout.split()
 
     def close(self) -> None:
-        """Remove what the session made, by name, then its storage."""
+        """Remove what the session made, by name, then its storage. Rootless podman leaves a
+        pause process holding its user namespace (reparented to init): it is killed by PID."""
         for name in self._names["pod"]:
             self.remove_pod(name)
         for name in self._names["container"]:
             self.remove_container(name)
         self("rmi", "--force", "--ignore", self.image, check=False)
+        pause = self.root / "xdg" / "libpod" / "tmp" / "pause.pid"
+        if self.user is not None and pause.exists():
+            with contextlib.suppress(ValueError, ProcessLookupError):
+                os.kill(int(pause.read_text()), signal.SIGKILL)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -271,3 +279,31 @@ def crun_refusal(session: Podman) -> str | None:
     finally:
         session.remove_container(name)
     return None if done.returncode == 0 else done.stderr.strip().splitlines()[-1]
+
+
+@contextlib.contextmanager
+def rootless_user(name: str = f"pyinit-rootless-{os.getpid()}") -> Iterator[str]:
+    """A system user with 65536 subordinate uids and gids, for rootless podman; removed with
+    its ranges at the end. The range starts above every range already in /etc/subuid and
+    /etc/subgid."""
+    start = max([100000, *_range_ends("/etc/subuid"), *_range_ends("/etc/subgid")])
+    ids = f"{start}-{start + 65535}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                    name], check=True, capture_output=True, timeout=TIMEOUT)
+    try:
+        subprocess.run(["usermod", "--add-subuids", ids, "--add-subgids", ids, name],
+                       check=True, capture_output=True, timeout=TIMEOUT)
+        yield name
+    finally:
+        subprocess.run(["usermod", "--del-subuids", ids, "--del-subgids", ids, name],
+                       capture_output=True, timeout=TIMEOUT, check=False)
+        subprocess.run(["userdel", name], capture_output=True, timeout=TIMEOUT, check=False)
+
+
+def _range_ends(path: str) -> list[int]:
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [int(start) + int(count) for _, start, count in
+            (line.split(":") for line in lines if line.count(":") == 2)]
