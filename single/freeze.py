@@ -1,51 +1,84 @@
-"""Freeze every Python module the single-file pyinit can import into frozen.c, the table that
+"""Freeze every Python module the single-file pyinit imports into frozen.c, the table that
 single/main.c hands to CPython (PyImport_FrozenModules): nothing is read from disk at run time.
 
 Run by the static CPython's own build-tree interpreter (same bytecode, same standard library):
 
     python -I -S single/freeze.py OUT.c PROJECT_ROOT PSUTIL_SOURCE_DIR
 
-The modules are what modulefinder sees imported, at any depth and in function bodies too, from
-single/_pyinit_single.py: pyinit, psutil and the part of the standard library they use. Modules
-the interpreter already has frozen or built in are left out.
+Which modules: those that pyinit really imports, found by running it (as _pyinit_single.main()
+does) on the paths that import something: start-up, --version, a usage error, a command that
+cannot be started, and a teardown that walks the process tree with psutil. modulefinder would
+follow every import in every function of psutil and the standard library (asyncio, email,
+unittest...: 300 modules, 8 MB for 60 used). Modules the interpreter already has frozen or
+built in are left out.
 """
 
 from __future__ import annotations
 
 import _imp
 import marshal
+import os
+import subprocess
 import sys
-from modulefinder import ModuleFinder
 from pathlib import Path
 
-ENTRY = "_pyinit_single"
-# Imported by the interpreter itself (the UTF-8 codec of UTF-8 mode and its aliases), not by an
-# import statement modulefinder can see.
+SCENARIOS = [
+    ["--version"],
+    ["--no-such-option"],
+    ["--", "/nonexistent/command"],
+    ["-v", "--", "sh", "-c", "sleep 5 & setsid sleep 5 & exit 3"],
+]
+# What no scenario reaches: the codecs UTF-8 mode may look up at start-up (with aliases).
 ALSO = ["encodings", "encodings.aliases", "encodings.utf_8", "encodings.ascii", "encodings.latin_1"]
-# psutil's other platforms, and what only they or Windows would import.
-EXCLUDES = ["psutil._psaix", "psutil._psbsd", "psutil._psosx", "psutil._pssunos",
-            "psutil._pswindows", "_winapi", "winreg", "nt", "msvcrt", "_overlapped"]
+
+# Runs pyinit in a child interpreter and writes {module: source file} when it exits (pyinit
+# leaves through os._exit, so at that call).
+TRACE = """
+import os, sys
+out, paths, argv = sys.argv[1], sys.argv[2].split(os.pathsep), sys.argv[3:]
+sys.path[:0] = paths
+def dump():
+    files = [(name, getattr(module, "__file__", None)) for name, module in list(sys.modules.items())]
+    with open(out, "w") as f:
+        f.writelines(f"{n}\\t{p}\\n" for n, p in files if p and p.endswith(".py"))
+exit_now = os._exit
+def traced_exit(status):
+    dump()
+    exit_now(status)
+os._exit = traced_exit
+sys.argv = ["pyinit", *argv]
+try:
+    import _pyinit_single
+    _pyinit_single.main()
+finally:
+    dump()
+"""
 
 
-def find(root: Path, psutil_dir: Path) -> ModuleFinder:
-    finder = ModuleFinder(path=[str(root / "single"), str(root), str(psutil_dir), *sys.path],
-                          excludes=EXCLUDES)
-    finder.import_hook(ENTRY)
+def imported(paths: list[str], out: Path) -> dict[str, str]:
+    """{module: source file} of everything the scenarios import."""
+    found: dict[str, str] = {}
+    for argv in SCENARIOS:
+        subprocess.run([sys.executable, "-I", "-S", "-c", TRACE, str(out), os.pathsep.join(paths),
+                        *argv], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60, check=False)
+        found.update(line.split("\t") for line in out.read_text().splitlines())
+        out.unlink()
     for name in ALSO:
-        finder.import_hook(name)
-    return finder
+        __import__(name)
+        found[name] = sys.modules[name].__file__
+    return found
 
 
-def frozen(finder: ModuleFinder) -> list[tuple[str, bytes, bool]]:
-    """(name, marshalled code, is_package) of every source module, sorted by name."""
+def frozen(files: dict[str, str]) -> list[tuple[str, bytes, bool]]:
+    """(name, marshalled code, is_package) of every module to freeze, sorted by name."""
     already = set(_imp._frozen_module_names()) | set(sys.builtin_module_names)
     out = []
-    for name, module in sorted(finder.modules.items()):
-        path = module.__file__
-        if name in already or not path or not path.endswith(".py"):
+    for name, path in sorted(files.items()):
+        if name in already:
             continue
         code = compile(Path(path).read_bytes(), f"<frozen {name}>", "exec", dont_inherit=True)
-        out.append((name, marshal.dumps(code), module.__path__ is not None))
+        out.append((name, marshal.dumps(code), Path(path).name == "__init__.py"))
     return out
 
 
@@ -66,14 +99,14 @@ def c_source(modules: list[tuple[str, bytes, bool]]) -> str:
 
 
 def main() -> None:
-    out, root, psutil_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    finder = find(root, psutil_dir)
-    missing = sorted(name for name in finder.badmodules
-                     if name.split(".")[0] in ("pyinit", ENTRY))
-    if missing:
-        sys.exit(f"freeze.py: cannot find {', '.join(missing)}")
-    modules = frozen(finder)
-    Path(out).write_text(c_source(modules))
+    out, root, psutil_dir = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    files = imported([str(root / "single"), str(root), str(psutil_dir)],
+                     out.with_suffix(".json"))
+    for needed in ("_pyinit_single", "pyinit.init", "pyinit.tree", "psutil._pslinux"):
+        if needed not in files:
+            sys.exit(f"freeze.py: running pyinit did not import {needed}")
+    modules = frozen(files)
+    out.write_text(c_source(modules))
     size = sum(len(data) for _, data, _ in modules)
     print(f"freeze.py: {len(modules)} modules, {size // 1024} KiB of bytecode")
 
