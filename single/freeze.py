@@ -38,7 +38,7 @@ import os, sys
 out, paths, argv = sys.argv[1], sys.argv[2].split(os.pathsep), sys.argv[3:]
 sys.path[:0] = paths
 def dump():
-    files = [(name, getattr(module, "__file__", None)) for name, module in list(sys.modules.items())]
+    files = [(n, getattr(m, "__file__", None)) for n, m in list(sys.modules.items())]
     with open(out, "w") as f:
         f.writelines(f"{n}\\t{p}\\n" for n, p in files if p and p.endswith(".py"))
 exit_now = os._exit
@@ -93,7 +93,8 @@ def c_source(modules: list[tuple[str, bytes, bool]]) -> str:
         lines.append(";")
     lines.append("const struct _frozen pyinit_frozen_modules[] = {")
     for index, (name, _, package) in enumerate(modules):
-        lines.append(f'    {{"{name}", M{index}, (int)sizeof(M{index}) - 1, {int(package)}, NULL}},')
+        size = f"(int)sizeof(M{index}) - 1"
+        lines.append(f'    {{"{name}", M{index}, {size}, {int(package)}, NULL}},')
     lines += ["    {NULL, NULL, 0, 0, NULL},", "};", ""]
     return "\n".join(lines)
 
