@@ -66,11 +66,11 @@ def test_exit_status(podman, script, expected):
 def test_stop_tears_down_escapees(podman):
     name, _ = init_run(podman, "--detach", "--env", "PYINIT_VERBOSE=1",
                           command=["sh", "-c", ESCAPEES + "exec sleep 4242"], check=True)
-    wait_for(lambda: podman.logs(name).count("escapee up") == 2, 15, "the escapees")
+    wait_for(lambda: podman.logs(name).count("escapee up\n") == 2, 15, "the escapees")
     podman("stop", "--time", "20", name)
     logs = podman.logs(name)
-    assert logs.count("escapee got TERM") == 2, logs
-    assert "teardown: SIGTERM to 2" in logs, logs
+    assert logs.count("escapee got TERM\n") == 2, logs
+    assert "teardown: SIGTERM to" in logs and "SIGKILL to 0" in logs, logs
     assert podman.exit_code(name) == 128 + signal.SIGTERM
 
 
