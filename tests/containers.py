@@ -238,6 +238,17 @@ def no_proc(root: Path, argv: list[str], binds: dict[str, Path] | None = None
                             stderr=subprocess.PIPE)
 
 
+def finish(proc: subprocess.Popen, seconds: float = TIMEOUT) -> tuple[int, bytes, bytes]:
+    """Status, stdout and stderr of a no_proc() run; killed (by PID) if it outlives seconds."""
+    try:
+        out, err = proc.communicate(timeout=seconds)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(TIMEOUT)
+    return proc.returncode, out, err
+
+
 def tree(pid: int) -> list[psutil.Process]:
     """Every process below pid (host view)."""
     try:

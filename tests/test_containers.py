@@ -239,14 +239,8 @@ def test_without_proc_forwards_reaps_and_exits(images):
 
 
 def test_without_proc_teardown(images):
-    proc = _no_proc(images, "sleep 100 & setsid sleep 100 & exit 5")
-    try:
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-    assert proc.returncode == 5, err
+    status, _, err = containers.finish(_no_proc(images, "sleep 100 & setsid sleep 100 & exit 5"))
+    assert status == 5, err
     assert b"Traceback" not in err, err
     # psutil cannot walk the tree: as PID 1, pyinit signals everything with kill(-1).
     assert b"no /proc of this PID namespace" in err, err

@@ -63,26 +63,16 @@ def test_bare_rootfs_holds_only_the_file(engine, at):
 def test_bare_rootfs_without_proc(images, single):
     proc = containers.no_proc(images.bare, [PODMAN, "--", PODMAN, "--version"],
                               binds={PODMAN: single})
-    try:
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-    assert (proc.returncode, out) == (0, VERSION), err
+    status, out, err = containers.finish(proc)
+    assert (status, out) == (0, VERSION), err
 
 
 def test_without_proc_forwards_reaps_and_tears_down(images, single):
     script = "sleep 100 & setsid sleep 100 & exit 5"
     proc = containers.no_proc(images.busybox, [PODMAN, "-v", "--", "sh", "-c", script],
                               binds={PODMAN: single})
-    try:
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-    assert proc.returncode == 5, err
+    status, _, err = containers.finish(proc)
+    assert status == 5, err
     assert b"Traceback" not in err, err
     assert b"teardown: SIGTERM to" in err, err
 
