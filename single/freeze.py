@@ -28,16 +28,20 @@ SCENARIOS = [
     ["--", "/nonexistent/command"],
     ["-v", "--", "sh", "-c", "sleep 5 & setsid sleep 5 & exit 3"],
 ]
-# What no scenario reaches: the codecs UTF-8 mode may look up at start-up (with aliases).
-ALSO = ["encodings", "encodings.aliases", "encodings.utf_8", "encodings.ascii", "encodings.latin_1"]
+# What no scenario reaches, imported (with what they import) before each record: the codecs
+# UTF-8 mode may look up, and inspect, which psutil imports to log when PSUTIL_DEBUG is set (a
+# variable of the workload's environment, which pyinit's psutil sees too).
+ALSO = ["encodings.aliases", "encodings.utf_8", "encodings.ascii", "encodings.latin_1", "inspect"]
 
 # Runs pyinit in a child interpreter and writes {module: source file} when it exits (pyinit
 # leaves through os._exit, so at that call).
 TRACE = """
 import os, sys
-out, paths, argv = sys.argv[1], sys.argv[2].split(os.pathsep), sys.argv[3:]
+out, paths, also, argv = sys.argv[1], sys.argv[2].split(os.pathsep), sys.argv[3], sys.argv[4:]
 sys.path[:0] = paths
 def dump():
+    for name in also.split(","):
+        __import__(name)
     files = [(n, getattr(m, "__file__", None)) for n, m in list(sys.modules.items())]
     with open(out, "w") as f:
         f.writelines(f"{n}\\t{p}\\n" for n, p in files if p and p.endswith(".py"))
@@ -59,14 +63,12 @@ def imported(paths: list[str], out: Path) -> dict[str, str]:
     """{module: source file} of everything the scenarios import."""
     found: dict[str, str] = {}
     for argv in SCENARIOS:
-        subprocess.run([sys.executable, "-I", "-S", "-c", TRACE, str(out), os.pathsep.join(paths),
-                        *argv], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        trace = [sys.executable, "-I", "-S", "-c", TRACE, str(out), os.pathsep.join(paths),
+                 ",".join(ALSO), *argv]
+        subprocess.run(trace, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=60, check=False)
         found.update(line.split("\t") for line in out.read_text().splitlines())
         out.unlink()
-    for name in ALSO:
-        __import__(name)
-        found[name] = sys.modules[name].__file__
     return found
 
 
