@@ -139,7 +139,7 @@ def test_stop_tears_down_escapees_within_the_grace(podman: Podman) -> None:
     started = time.monotonic()
     podman("stop", "--time", "30", name)
     took = time.monotonic() - started
-    assert took < GRACE + 5, f"podman stop took {took:.1f} s: its own timeout, not pyinit's grace"
+    assert took < GRACE + 10, f"podman stop took {took:.1f} s: its own timeout, not pyinit's grace"
     assert podman.exit_code(name) == 143
     _assert_escapees_got_term(podman.logs(name))
 
@@ -256,15 +256,18 @@ def test_pod_stop_kills_pyinit_mid_teardown_unless_the_app_stops_first(podman: P
     app = podman.name("pod-stop-app")
     _run_escapees(podman, app, "--pod", pod)
     podman("pod", "stop", "--time", "30", pod)
-    assert podman.exit_code(app) == 137
-    assert "pyinit: teardown:" not in podman.logs(app)  # killed before it could finish
+    logs = podman.logs(app)
+    assert podman.exit_code(app) == 137, logs
+    assert "pyinit: teardown:" not in logs, logs  # killed before it could finish
     podman("pod", "start", pod)
     _escapees_up(podman, app, times=2)  # the second run
     started = time.monotonic()
     podman("stop", "--time", "30", app)
-    assert GRACE - 0.5 < time.monotonic() - started < GRACE + 5
-    assert podman.exit_code(app) == 143
-    assert podman.logs(app).count("pyinit: teardown:") == 1
+    took = time.monotonic() - started
+    logs = podman.logs(app)
+    assert GRACE - 0.5 < took < GRACE + 10, (took, logs)
+    assert podman.exit_code(app) == 143, logs
+    assert logs.count("pyinit: teardown:") == 1, logs
 
 
 def test_kube_play_the_shipped_manifest(podman: Podman, tmp_path: Path) -> None:
@@ -276,7 +279,7 @@ def test_kube_play_the_shipped_manifest(podman: Podman, tmp_path: Path) -> None:
     played.write_text(manifest)
     pod = podman.adopt("pyinit-example", kind="pod")
     app, sidecar = podman.adopt(f"{pod}-app"), podman.adopt(f"{pod}-sidecar")
-    podman("kube", "play", str(played))
+    podman("kube", "play", "--network", "none", str(played))
     try:
         _wait_for_log(podman, app, "started")
         pause = _infra_pid(podman, pod)
