@@ -300,13 +300,14 @@ def crun_refusal(session: Podman) -> str | None:
 @contextlib.contextmanager
 def rootless_user(name: str = f"pyinit-rootless-{os.getpid()}") -> Iterator[str]:
     """A system user with 65536 subordinate uids and gids, for rootless podman; removed with
-    its ranges and its processes at the end. The range starts above every range already in
-    /etc/subuid and /etc/subgid."""
+    its ranges, its processes and its traces in /etc at the end. The range starts above every
+    range already in /etc/subuid and /etc/subgid."""
     start = max([100000, *_range_ends("/etc/subuid"), *_range_ends("/etc/subgid")])
-    # The shadow tools' backups (/etc/passwd- ...): those that did not exist are removed too.
-    backups = [Path(f"/etc/{db}-") for db in ("passwd", "group", "shadow", "gshadow", "subuid",
-                                              "subgid")]
-    new_backups = [path for path in backups if not path.exists()]
+    # useradd, usermod and userdel rewrite the shadow tools' backups (/etc/passwd- ...): they
+    # are put back as they were (or removed) at the end, or they would keep the test user.
+    backups = {path: path.read_bytes() if path.exists() else None for path in (
+        Path(f"/etc/{db}-") for db in ("passwd", "group", "shadow", "gshadow", "subuid",
+                                       "subgid"))}
     ids = f"{start}-{start + 65535}"
     subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
                     name], check=True, capture_output=True, timeout=TIMEOUT)
@@ -319,8 +320,11 @@ def rootless_user(name: str = f"pyinit-rootless-{os.getpid()}") -> Iterator[str]
         subprocess.run(["usermod", "--del-subuids", ids, "--del-subgids", ids, name],
                        capture_output=True, timeout=TIMEOUT, check=False)
         subprocess.run(["userdel", name], capture_output=True, timeout=TIMEOUT, check=False)
-        for path in new_backups:
-            path.unlink(missing_ok=True)
+        for path, content in backups.items():
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(content)
 
 
 def _kill_processes_of(user: str) -> None:
