@@ -152,9 +152,11 @@ def test_kill_reaches_the_main_process(podman: Podman, sig: str) -> None:
     podman("run", "--detach", "--name", name, podman.image, "sh", "-c",
            f"trap 'echo got {sig}' {sig}; echo up; while :; do sleep 0.2; done")
     _wait_for_log(podman, name, "up")
-    podman("kill", "--signal", sig, name)
+    pyinit = podman.pid(name)
+    podman("kill", "--signal", sig, name)  # to the container's PID 1: pyinit, which forwards it
     _wait_for_log(podman, name, f"got {sig}")
     assert podman.inspect(name, "{{.State.Status}}") == "running"
+    assert podman.pid(name) == pyinit and state_of(pyinit) == "S"
 
 
 def test_orphans_from_the_tree_and_from_exec_are_reaped(podman: Podman) -> None:
