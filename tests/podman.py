@@ -12,8 +12,9 @@ What this machine needs, handled here rather than by hand:
 - no systemd, no journald: `cgroup_manager = "cgroupfs"`, `events_logger = "file"`;
 - no registry: the image is built locally, and podman builds its pod pause image (catatonit)
   locally too;
-- nothing outside the session directory is written: `--root`/`--runroot` point into it, and
-  removing it removes the storage.
+- nothing outside the session directory is kept: `--root`/`--runroot`, podman's `tmp_dir`,
+  its network configuration and TMPDIR point into it, and what podman writes on the host
+  whatever it is told (HOST_PATHS) is removed at close when the session made it.
 
 Usage (a session-scoped fixture in the test module):
     session = Podman.start(tmp_path_factory.mktemp("podman"))   # or Podman.start(dir, user=...)

@@ -4,7 +4,9 @@ rootless podman. tests/podman.py makes one private storage and image per session
 
 What podman needs on this machine (found by trying; tests/podman.py sets it up):
 - `CONTAINERS_CONF` with `default_ulimits` within the current hard limits (podman's defaults need
-  CAP_SYS_RESOURCE), `cgroup_manager = "cgroupfs"`, `events_logger = "file"`, `netns = "none"`;
+  CAP_SYS_RESOURCE), `cgroup_manager = "cgroupfs"`, `events_logger = "file"`, `netns = "none"`,
+  and `tmp_dir`/`network_config_dir` in the session (else podman writes /run/libpod, and
+  `kube play` makes a CNI bridge with firewall rules on the host: hence also `--network none`);
 - `--root`/`--runroot` in a temporary directory with `--storage-driver vfs`, `--log-level=error`;
 - runc: crun 1.8 refuses hybrid cgroup hosts, so crun runs only where it can (skip otherwise);
 - rootless: a user with /etc/subuid and /etc/subgid ranges (uidmap's newuidmap/newgidmap), run
