@@ -311,6 +311,10 @@ def test_kube_play_the_shipped_manifest(podman: Podman, tmp_path: Path) -> None:
         assert sorted(in_namespace(namespace)) == sorted(
             [pause, podman.pid(sidecar), podman.pid(app), *(
                 p.pid for p in psutil.Process(podman.pid(app)).children())])
+        # What the README tells users to do before `kube down`: stop the workload first.
+        podman("stop", "--time", "30", app)
+        assert podman.exit_code(app) == 143
+        assert podman.inspect(app, "{{.State.Status}} {{.RestartCount}}") == "exited 1"
     finally:
         podman("kube", "down", str(played))
     assert podman("pod", "exists", pod, check=False).returncode == 1
