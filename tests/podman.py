@@ -84,6 +84,7 @@ def containers_conf(root: Path) -> str:
         'cgroup_manager = "cgroupfs"\n'
         'events_logger = "file"\n'
         f'tmp_dir = "{root / "tmp"}"\n'
+        f'image_copy_tmp_dir = "{root / "tmpdir"}"\n'
         "[network]\n"
         f'network_config_dir = "{root / "networks"}"\n'
         f'cni_plugin_dirs = ["{root / "no-cni-plugins"}"]\n'
