@@ -145,16 +145,17 @@ class Podman:
         return ["setpriv", "--reuid", self.user, "--regid", self.user, "--init-groups",
                 "--", *argv]
 
-    def argv(self, *args: str) -> list[str]:
-        """The full command line for `podman ARGS` (for Popen)."""
-        return ["timeout", "-k", "5", str(TIMEOUT),
+    def argv(self, *args: str, seconds: float = TIMEOUT) -> list[str]:
+        """The full command line for `podman ARGS` (for Popen), killed after `seconds`."""
+        return ["timeout", "-k", "5", str(seconds),
                 *self._as_user([PODMAN, *self.storage, "--log-level=error", *args])]
 
     def __call__(self, *args: str, check: bool = True, seconds: float = TIMEOUT,
                  input: str | None = None) -> subprocess.CompletedProcess:
         """`podman ARGS` with text output; check=True fails the test on a non-zero status."""
-        done = subprocess.run(self.argv(*args), env=self.env, capture_output=True, text=True,
-                              input=input, timeout=seconds + 10, check=False,
+        done = subprocess.run(self.argv(*args, seconds=seconds), env=self.env,
+                              capture_output=True, text=True, input=input,
+                              timeout=seconds + 10, check=False,
                               stdin=None if input is not None else subprocess.DEVNULL)
         if check:
             assert done.returncode == 0, f"podman {' '.join(args)}: {done.stderr}"
