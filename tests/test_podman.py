@@ -202,19 +202,24 @@ def test_exec_failure_leaves_nothing_behind(podman: Podman, runtime: str, tmp_pa
     cid = cidfile.read_text().strip()
 
     def leftovers() -> list[str]:
+        """Processes that name the container (conmon, the runtime) and their children: a zombie
+        lasts only while its parent does, and every parent a container leaves names it."""
         found = []
-        for process in psutil.process_iter(["cmdline", "name", "status", "create_time"]):
+        for process in psutil.process_iter(["cmdline", "create_time"]):
             info = process.info
-            if info["create_time"] is None or info["create_time"] < started - 1:
-                continue
-            mentions = any(cid in arg or name in arg for arg in info["cmdline"] or ())
-            zombie = (info["status"] == psutil.STATUS_ZOMBIE and
-                      info["name"] in ("conmon", "runc", "crun", "pyinit"))
-            if mentions or zombie:
-                found.append(f"{process.pid} {info['name']} {info['status']}")
+            if (info["create_time"] or 0) >= started - 1 and any(
+                    cid in arg or name in arg for arg in info["cmdline"] or ()):
+                found += [f"{p.pid} {state_of(p.pid)}" for p in [process, *_children(process)]]
         return found
 
     wait_for(lambda: not leftovers(), 10, "no conmon, runtime or zombie left")
+
+
+def _children(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return process.children()
+    except psutil.Error:
+        return []
 
 
 def test_read_only_as_nobody(podman: Podman) -> None:
