@@ -12,8 +12,9 @@ What this machine needs, handled here rather than by hand:
 - no systemd, no journald: `cgroup_manager = "cgroupfs"`, `events_logger = "file"`;
 - no registry: the image is built locally, and podman builds its pod pause image (catatonit)
   locally too;
-- nothing outside the session directory is written: `--root`/`--runroot` point into it, and
-  removing it removes the storage.
+- nothing outside the session directory is kept: `--root`/`--runroot`, podman's `tmp_dir`,
+  its network configuration and TMPDIR point into it, and what podman writes on the host
+  whatever it is told (HOST_PATHS) is removed at close when the session made it.
 
 Usage (a session-scoped fixture in the test module):
     session = Podman.start(tmp_path_factory.mktemp("podman"))   # or Podman.start(dir, user=...)
@@ -27,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import pwd
 import resource
 import shutil
 import signal
@@ -34,6 +36,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 from helpers import FROZEN
 
 PODMAN = shutil.which("podman")
@@ -42,6 +45,11 @@ BUSYBOX = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if os.path.exist
 IMAGE = "localhost/pyinit-podman-test:test"
 TIMEOUT = 60
 _ids = itertools.count()
+# Written by rootful podman and buildah whatever --root says (containers/image's blob info
+# cache); removed at close when a session made them, deepest first.
+HOST_PATHS = [Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb"),
+              Path("/var/lib/containers/cache"), Path("/var/lib/containers"),
+              Path("/run/crun")]  # crun's state directory, made by crun_refusal's probe
 
 
 def missing(bundle: bool = True) -> str | None:
@@ -61,7 +69,10 @@ def _limit(resource_id: int, wanted: int) -> str:
     return f"{value}:{value}"
 
 
-def containers_conf() -> str:
+def containers_conf(root: Path) -> str:
+    """The session's containers.conf: podman's state, events and network configuration stay in
+    root, and CNI plugins are looked for where there are none, so a test that would set up a
+    network (a bridge and firewall rules on the host) fails instead."""
     nofile = _limit(resource.RLIMIT_NOFILE, 1024)
     nproc = _limit(resource.RLIMIT_NPROC, 4096)
     return (
@@ -72,6 +83,11 @@ def containers_conf() -> str:
         'runtime = "runc"\n'
         'cgroup_manager = "cgroupfs"\n'
         'events_logger = "file"\n'
+        f'tmp_dir = "{root / "tmp"}"\n'
+        f'image_copy_tmp_dir = "{root / "tmpdir"}"\n'
+        "[network]\n"
+        f'network_config_dir = "{root / "networks"}"\n'
+        f'cni_plugin_dirs = ["{root / "no-cni-plugins"}"]\n'
     )
 
 
@@ -88,7 +104,7 @@ class Podman:
         self.image = IMAGE
         self._names: dict[str, list[str]] = {"container": [], "pod": []}
         conf = root / "containers.conf"
-        conf.write_text(containers_conf())
+        conf.write_text(containers_conf(root))
         self.env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "CONTAINERS_CONF": str(conf),
@@ -96,11 +112,14 @@ class Podman:
             "XDG_RUNTIME_DIR": str(root / "xdg"),
             "XDG_CONFIG_HOME": str(root / "home" / ".config"),
             "LANG": "C.UTF-8",
+            "TMPDIR": str(root / "tmpdir"),  # image copies, not /var/tmp
         }
         self.storage = ["--root", str(root / "storage"), "--runroot", str(root / "run"),
                         "--storage-driver", "vfs"]
-        for directory in ("home", "xdg", "storage", "run"):
+        for directory in ("home", "xdg", "storage", "run", "tmp", "tmpdir", "networks",
+                          "no-cni-plugins"):
             (root / directory).mkdir(mode=0o700, exist_ok=True)
+        self._host_paths_made = [path for path in HOST_PATHS if not path.exists()]
 
     @classmethod
     def start(cls, root: Path, user: str | None = None) -> Podman:
@@ -126,16 +145,17 @@ class Podman:
         return ["setpriv", "--reuid", self.user, "--regid", self.user, "--init-groups",
                 "--", *argv]
 
-    def argv(self, *args: str) -> list[str]:
-        """The full command line for `podman ARGS` (for Popen)."""
-        return ["timeout", "-k", "5", str(TIMEOUT),
+    def argv(self, *args: str, seconds: float = TIMEOUT) -> list[str]:
+        """The full command line for `podman ARGS` (for Popen), killed after `seconds`."""
+        return ["timeout", "-k", "5", str(seconds),
                 *self._as_user([PODMAN, *self.storage, "--log-level=error", *args])]
 
     def __call__(self, *args: str, check: bool = True, seconds: float = TIMEOUT,
                  input: str | None = None) -> subprocess.CompletedProcess:
         """`podman ARGS` with text output; check=True fails the test on a non-zero status."""
-        done = subprocess.run(self.argv(*args), env=self.env, capture_output=True, text=True,
-                              input=input, timeout=seconds + 10, check=False,
+        done = subprocess.run(self.argv(*args, seconds=seconds), env=self.env,
+                              capture_output=True, text=True, input=input,
+                              timeout=seconds + 10, check=False,
                               stdin=None if input is not None else subprocess.DEVNULL)
         if check:
             assert done.returncode == 0, f"podman {' '.join(args)}: {done.stderr}"
@@ -239,18 +259,17 @@ class Podman:
         return done.stdout.split()
 
     def close(self) -> None:
-        """Remove what the session made, by name, then its storage. Rootless podman leaves a
-        pause process holding its user namespace (reparented to init): it is killed by PID."""
+        """Remove what the session made, by name, then its storage and the host files podman
+        writes whatever its configuration says (when they were not there before)."""
         for name in self._names["pod"]:
             self.remove_pod(name)
         for name in self._names["container"]:
             self.remove_container(name)
         self("rmi", "--force", "--ignore", self.image, check=False)
-        pause = self.root / "xdg" / "libpod" / "tmp" / "pause.pid"
-        if self.user is not None and pause.exists():
-            with contextlib.suppress(ValueError, ProcessLookupError):
-                os.kill(int(pause.read_text()), signal.SIGKILL)
         shutil.rmtree(self.root, ignore_errors=True)
+        for path in self._host_paths_made:
+            with contextlib.suppress(OSError):  # a directory someone else now uses stays
+                path.rmdir() if path.is_dir() else path.unlink()
 
 
 def _fill(rootfs: Path) -> None:
@@ -285,9 +304,14 @@ def crun_refusal(session: Podman) -> str | None:
 @contextlib.contextmanager
 def rootless_user(name: str = f"pyinit-rootless-{os.getpid()}") -> Iterator[str]:
     """A system user with 65536 subordinate uids and gids, for rootless podman; removed with
-    its ranges at the end. The range starts above every range already in /etc/subuid and
-    /etc/subgid."""
+    its ranges, its processes and its traces in /etc at the end. The range starts above every
+    range already in /etc/subuid and /etc/subgid."""
     start = max([100000, *_range_ends("/etc/subuid"), *_range_ends("/etc/subgid")])
+    # useradd, usermod and userdel rewrite the shadow tools' backups (/etc/passwd- ...): they
+    # are put back as they were (or removed) at the end, or they would keep the test user.
+    backups = {path: path.read_bytes() if path.exists() else None for path in (
+        Path(f"/etc/{db}-") for db in ("passwd", "group", "shadow", "gshadow", "subuid",
+                                       "subgid"))}
     ids = f"{start}-{start + 65535}"
     subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
                     name], check=True, capture_output=True, timeout=TIMEOUT)
@@ -296,9 +320,27 @@ def rootless_user(name: str = f"pyinit-rootless-{os.getpid()}") -> Iterator[str]
                        check=True, capture_output=True, timeout=TIMEOUT)
         yield name
     finally:
+        _kill_processes_of(name)
         subprocess.run(["usermod", "--del-subuids", ids, "--del-subgids", ids, name],
                        capture_output=True, timeout=TIMEOUT, check=False)
         subprocess.run(["userdel", name], capture_output=True, timeout=TIMEOUT, check=False)
+        for path, content in backups.items():
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(content)
+
+
+def _kill_processes_of(user: str) -> None:
+    """SIGKILL, by PID, what is left running as the test user: rootless podman's pause process
+    (it holds the user namespace, reparented to init) and any conmon; userdel refuses while
+    they live."""
+    uid = pwd.getpwnam(user).pw_uid
+    left = [p for p in psutil.process_iter(["uids"]) if p.info["uids"].real == uid]
+    for process in left:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signal.SIGKILL)
+    psutil.wait_procs(left, timeout=10)
 
 
 def _range_ends(path: str) -> list[int]:
