@@ -97,10 +97,11 @@ class Images:
 class Container:
     """One runc container: config, `runc run` in the background, and cleanup."""
 
-    def __init__(self, images: Images, args: list[str], *, rootfs: str = "busybox",
+    def __init__(self, images: Images, args: list[str], *, rootfs: str | Path = "busybox",
                  pid_ns: str | None = "new", proc: bool = True, uid: int = NOBODY,
                  env: list[str] | None = None, binds: dict[str, Path] | None = None) -> None:
-        """binds: container path -> host file, bind-mounted read-only (an engine's init)."""
+        """rootfs: "busybox", "empty", "bare" or a directory; binds: container path -> host
+        file, bind-mounted read-only (an engine's init)."""
         self.id = f"pyinit-test-{os.getpid()}-{next(_ids)}"
         self.bundle = images.root / self.id
         self.bundle.mkdir()
@@ -110,7 +111,8 @@ class Container:
         process["args"] = args
         process["user"] = {"uid": uid, "gid": uid}
         process["env"] = env if env is not None else ["PATH=/bin"]
-        config["root"] = {"path": str(getattr(images, rootfs)), "readonly": True}
+        path = rootfs if isinstance(rootfs, Path) else getattr(images, rootfs)
+        config["root"] = {"path": str(path), "readonly": True}
         config["mounts"] += [{"destination": path, "type": "bind", "source": str(source),
                               "options": ["bind", "ro"]} for path, source in (binds or {}).items()]
         config["hostname"] = self.id[-40:]

@@ -7,7 +7,9 @@ Skipped when runc or the single file is missing; with CI set, missing is a failu
 
 from __future__ import annotations
 
+import shutil
 import signal
+import subprocess
 
 import containers
 import pytest
@@ -58,6 +60,22 @@ def test_bare_rootfs_holds_only_the_file(engine, at):
     status, _, err = run(engine([at, "--no-such-option"], at=at, rootfs="bare"))
     assert status == 2, err
     assert b"Traceback" not in err
+
+
+def test_copied_alone_into_a_scratch_image(container, images, single):
+    scratch = images.root / "single-scratch"
+    scratch.mkdir()
+    shutil.copy2(single, scratch / "pyinit")
+    assert run(container(["/pyinit", "--", "/pyinit", "--version"], rootfs=scratch))[:2] == (
+        0, VERSION)
+
+
+@pytest.mark.parametrize("argv0", ["tini", "docker-init", "/no/such/path/podman-init"])
+def test_any_argv0_no_environment(single, argv0):
+    """argv[0] is only a name: it need not lead back to the file (no PATH, no /proc needed)."""
+    done = subprocess.run([argv0, "--", str(single), "--version"], executable=single, env={},
+                          capture_output=True, timeout=30, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, VERSION, b"")
 
 
 def test_bare_rootfs_without_proc(images, single):
