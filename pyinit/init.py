@@ -26,6 +26,7 @@ def run() -> None:
 
 def main(argv: list[str]) -> int:
     original_mask = signals.block()  # first: from here on no signal is lost or fatal
+    log.check_stderr()  # before pyinit opens anything that could land on a closed fd 2
     config = cli.parse(argv, os.environ)
     log.level = config.verbosity
     environ.restore()
@@ -47,6 +48,7 @@ def main(argv: list[str]) -> int:
 
     stop_signal = config.rewrites.get(signals.SIGTERM) or signals.SIGTERM
     teardown.run(stop_signal, config.grace, child)
+    log.report_dropped()
     return 0 if code in config.expect_exit else code
 
 
@@ -78,7 +80,8 @@ def _forward_until_exit(child: int, config: cli.Config) -> int:
         sig = signals.wait()
         if sig != signals.SIGCHLD:
             _forward(sig, target, config.rewrites)
-            continue
+            if not signals.take(signals.SIGCHLD):
+                continue
         main_status = None
         for pid, status, name in reaper.reap(describe):
             if pid == child:

@@ -53,7 +53,7 @@ def release_terminal() -> bool:
 def start(command: list[str], mask: set[int], tty: bool, chld_ignored: bool) -> int:
     """Fork and exec COMMAND; its PID, or SpawnError (after reaping the failed child)."""
     candidates = _search_path(command[0])
-    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    read_end, write_end = _error_pipe()
     try:
         pid = os.fork()
     except OSError as error:
@@ -71,6 +71,23 @@ def start(command: list[str], mask: set[int], tty: bool, chld_ignored: bool) -> 
     code = int(report)
     status = NOT_FOUND if code in (errno.ENOENT, errno.ENOTDIR) else NOT_EXECUTABLE
     raise SpawnError(f"cannot execute '{command[0]}': {os.strerror(code)}", status)
+
+
+def _error_pipe() -> tuple[int, int]:
+    """A close-on-exec pipe whose ends stay clear of descriptors 0-2, even when pyinit was
+    started with them closed: the child must not inherit it as its stdio."""
+    try:
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    except OSError as error:  # EMFILE/ENFILE: a tiny RLIMIT_NOFILE or a full system table
+        raise SpawnError(f"cannot create a pipe: {error.strerror}", CANNOT_START) from None
+    if read_end > 2 and write_end > 2:
+        return read_end, write_end
+    from pyinit.fds import above_stdio
+
+    try:
+        return above_stdio(read_end), above_stdio(write_end)
+    except OSError as error:
+        raise SpawnError(f"cannot create a pipe: {error.strerror}", CANNOT_START) from None
 
 
 def _search_path(name: str) -> list[str]:
