@@ -7,7 +7,8 @@ Run by the static CPython's own build-tree interpreter (same bytecode, same stan
 
 Which modules: those that pyinit really imports, found by running it (as _pyinit_single.main()
 does) on the paths that import something: start-up, --version, a usage error, a command that
-cannot be started, and a teardown that walks the process tree with psutil. modulefinder would
+cannot be started, and a teardown that walks the process tree with psutil; plus every module of
+pyinit and a few listed below, with what they import. modulefinder would
 follow every import in every function of psutil and the standard library (asyncio, email,
 unittest...: 300 modules, 8 MB for 60 used). Modules the interpreter already has frozen or
 built in are left out.
@@ -59,12 +60,15 @@ finally:
 """
 
 
-def imported(paths: list[str], out: Path) -> dict[str, str]:
-    """{module: source file} of everything the scenarios import."""
+def imported(root: Path, paths: list[str], out: Path) -> dict[str, str]:
+    """{module: source file} of everything the scenarios import, and of every module of pyinit
+    with what it imports (a lazy import on a path no scenario takes must not be missed)."""
+    own = [f"pyinit.{p.stem}" for p in sorted((root / "pyinit").glob("*.py"))
+           if p.stem not in ("__init__", "__main__")]  # __main__ would run pyinit
     found: dict[str, str] = {}
     for argv in SCENARIOS:
         trace = [sys.executable, "-I", "-S", "-c", TRACE, str(out), os.pathsep.join(paths),
-                 ",".join(ALSO), *argv]
+                 ",".join(ALSO + own), *argv]
         subprocess.run(trace, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=60, check=False)
         found.update(line.split("\t") for line in out.read_text().splitlines())
@@ -103,8 +107,8 @@ def c_source(modules: list[tuple[str, bytes, bool]]) -> str:
 
 def main() -> None:
     out, root, psutil_dir = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-    files = imported([str(root / "single"), str(root), str(psutil_dir)],
-                     out.with_suffix(".json"))
+    files = imported(root, [str(root / "single"), str(root), str(psutil_dir)],
+                     out.with_suffix(".txt"))
     for needed in ("_pyinit_single", "pyinit.init", "pyinit.tree", "psutil._pslinux"):
         if needed not in files:
             sys.exit(f"freeze.py: running pyinit did not import {needed}")
