@@ -40,7 +40,7 @@ words = st.one_of(
 environments = st.dictionaries(st.sampled_from(VARIABLES),
                                st.one_of(st.sampled_from(VALUES), words), max_size=3)
 
-SETTINGS = {"source": 120, "frozen": 40}
+SETTINGS = {"source": 120, "frozen": 40, "single": 40}
 
 
 def run(pyinit: list[str], argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
