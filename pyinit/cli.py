@@ -39,16 +39,19 @@ options (environment variable in brackets; the command line wins):
   -v, --verbose          log lifecycle events (signals, reaped orphans) to stderr
                                                                            [PYINIT_VERBOSE]
   -q, --quiet            log errors only, no warnings                       [PYINIT_QUIET]
+      --check [--json]   print what pyinit finds on this machine and will use (as one
+                         JSON object with --json); exit 1 if it cannot do its job here
       --version          print the version and exit
   -h, --help             print this help and exit
 
 exit status: COMMAND's status; 128+N if it died from signal N; 0 for --expect-exit codes;
-2 usage error; 125 pyinit failed to start COMMAND; 126 COMMAND not executable; 127 not found.
+1 --check found pyinit cannot work here; 2 usage error; 125 pyinit failed to start COMMAND;
+126 COMMAND not executable; 127 not found.
 """
 
 _TAKES_VALUE = {"r": "rewrite", "t": "grace", "e": "expect-exit", "p": "pdeathsig"}
 _FLAGS = {"c": "single-child", "v": "verbose", "q": "quiet", "h": "help"}
-_LONG = set(_TAKES_VALUE.values()) | set(_FLAGS.values()) | {"version"}
+_LONG = set(_TAKES_VALUE.values()) | set(_FLAGS.values()) | {"version", "check", "json"}
 
 
 class UsageError(Exception):
@@ -90,6 +93,14 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         if "version" in options:
             sys.stdout.write(f"pyinit {__version__}\n")
             raise SystemExit(0)
+        if "json" in options and "check" not in options:
+            raise UsageError("--json goes with --check")
+        if "check" in options:
+            if command:
+                raise UsageError("--check takes no COMMAND")
+            from pyinit import check
+
+            raise SystemExit(check.run("json" in options))
         if not command:
             raise UsageError("no COMMAND given")
         return _resolve(options, command, environ)

@@ -14,7 +14,7 @@ import sys
 
 import _prctl
 
-from pyinit import cli, environ, log, reaper, signals, spawn, teardown
+from pyinit import cgroup, cli, environ, log, probe, reaper, signals, spawn, teardown
 
 
 def run() -> None:
@@ -34,6 +34,7 @@ def main(argv: list[str]) -> int:
 
     chld_ignored = _signal.getsignal(signals.SIGCHLD) == _signal.SIG_IGN
     _signal.signal(signals.SIGCHLD, _signal.SIG_DFL)  # an ignored SIGCHLD would auto-reap
+    claimed = cgroup.claim()  # before the child exists: alone in it, or not ours to answer for
     tty = spawn.release_terminal()
     try:
         child = spawn.start(config.command, original_mask, tty, chld_ignored)
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> int:
     log.info(f"main child {child} exited: {code}")
 
     stop_signal = config.rewrites.get(signals.SIGTERM) or signals.SIGTERM
-    teardown.run(stop_signal, config.grace, child)
+    teardown.run(stop_signal, config.grace, child, claimed)
     log.report_dropped()
     return 0 if code in config.expect_exit else code
 
@@ -56,6 +57,8 @@ def _configure_process(pdeathsig: int) -> None:
     """Subreaper (so orphans come to pyinit even when it is not PID 1), parent-death signal, and
     the name `ps` shows."""
     try:
+        if not probe.available("subreaper"):
+            raise OSError(0, "disabled by PYINIT_TEST_DISABLE")
         _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
     except OSError as error:
         if os.getpid() != 1:

@@ -15,15 +15,20 @@ from pyinit import log, procfs, reaper, signals
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pyinit.cgroup import CgroupScope
+    from pyinit.probe import Cgroup
     from pyinit.tree import ProcessTree
 
+    Scope = ProcessTree | CgroupScope | "Blind"
 
-def run(stop_signal: int, grace: float, group: int) -> None:
-    if not reaper.has_children():
+
+def run(stop_signal: int, grace: float, group: int, cgroup: Cgroup | None) -> None:
+    """cgroup: the cgroup pyinit claimed at start-up, whose every process it answers for."""
+    if cgroup is None and not reaper.has_children():
         return  # the common case: nothing left, and psutil is never imported
     started = time.monotonic()
     try:
-        scope = _scope(group)
+        scope = _scope(group, cgroup)
         _finish(scope, stop_signal, started + grace, grace)
     except (ImportError, MemoryError, OSError) as error:
         # psutil cannot be loaded (memory pressure) or /proc not read (no descriptors left):
@@ -35,7 +40,7 @@ def run(stop_signal: int, grace: float, group: int) -> None:
              f"{scope.who(signals.SIGKILL)}; done in {time.monotonic() - started:.3f} s")
 
 
-def _finish(scope: ProcessTree | Blind, stop_signal: int, deadline: float, grace: float) -> None:
+def _finish(scope: Scope, stop_signal: int, deadline: float, grace: float) -> None:
     """The stop signal until deadline, then KILL (bounded by grace where pyinit cannot see or
     signal everything), then reap."""
     _stop_all(scope, stop_signal, deadline)
@@ -45,7 +50,7 @@ def _finish(scope: ProcessTree | Blind, stop_signal: int, deadline: float, grace
     _stop_all(scope, signals.SIGKILL, time.monotonic() + grace if bounded else None)
     if scope.complete and not scope.denied:
         while reaper.has_children():
-            _wait(None)  # nothing alive: only zombies are left, and their SIGCHLD is due
+            _wait(scope, None)  # nothing alive: only zombies are left, and their SIGCHLD is due
     else:
         _reap_ready()
         if reaper.has_children():
@@ -54,8 +59,13 @@ def _finish(scope: ProcessTree | Blind, stop_signal: int, deadline: float, grace
                 "could not be found without /proc"))
 
 
-def _scope(group: int) -> ProcessTree | Blind:
-    """psutil's view when /proc shows pyinit's own PID namespace; otherwise signal blindly."""
+def _scope(group: int, cgroup: Cgroup | None) -> Scope:
+    """The claimed cgroup; else psutil's view when /proc shows pyinit's own PID namespace;
+    otherwise signal blindly."""
+    if cgroup is not None:
+        from pyinit.cgroup import CgroupScope
+
+        return CgroupScope(cgroup)
     if not procfs.is_ours():
         return _blind(group, "no /proc of this PID namespace")
     from pyinit.tree import ProcessTree
@@ -96,23 +106,28 @@ class Blind:
         return "kill -1" if self.target == -1 else f"process group {-self.target}"
 
 
-def _stop_all(scope: ProcessTree | Blind, sig: int, deadline: float | None) -> None:
+def _stop_all(scope: Scope, sig: int, deadline: float | None) -> None:
     """Signal everything alive (again after each wake-up, for late forks) until nothing is
     alive or the deadline passes."""
     while scope.signal_new(sig):
         timeout = None if deadline is None else deadline - time.monotonic()
         if timeout is not None and timeout <= 0:
             return
-        _wait(timeout)
+        _wait(scope, timeout)
 
 
-def _wait(timeout: float | None) -> None:
-    """Sleep until a signal or the timeout, then reap. Signals other than SIGCHLD are not
-    forwarded: the main child is gone and its whole tree is already being stopped."""
+def _wait(scope: Scope, timeout: float | None) -> None:
+    """Sleep until the timeout or a wake-up (a signal, or what the scope watches), then reap."""
+    getattr(scope, "wait", _sleep)(timeout)
+    _reap_ready()
+
+
+def _sleep(timeout: float | None) -> None:
+    """Signals other than SIGCHLD are not forwarded: the main child is gone and its whole tree is
+    already being stopped."""
     sig = signals.wait(timeout)
     if sig not in (0, signals.SIGCHLD):
         log.info(f"ignoring {signals.name(sig)} during teardown")
-    _reap_ready()
 
 
 def _reap_ready() -> None:

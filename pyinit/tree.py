@@ -11,10 +11,11 @@ import os
 
 import psutil
 
-from pyinit import log, signals
+from pyinit import log, probe, signals
 
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, ProcessLookupError)
 _STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+_PIDFD = probe.available("pidfd")  # the kernel's answer comes from trying, below
 
 
 class ProcessTree:
@@ -84,6 +85,8 @@ def _send(process: psutil.Process, sig: int) -> bool:
     """Signal through a pidfd, after checking the pidfd holds the process that was scanned
     (same PID and start time); False when the process is already gone, PermissionError when
     pyinit may not signal it."""
+    if not _PIDFD:
+        return _kill(process, sig)
     try:
         pidfd = os.pidfd_open(process.pid)
     except ProcessLookupError:
