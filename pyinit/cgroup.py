@@ -64,7 +64,7 @@ class CgroupScope:
             try:
                 if self._send(pid, identity, sig):
                     done.add(identity)
-                    if sig != signals.SIGKILL and _state(pid) in ("T", "t"):
+                    if sig != signals.SIGKILL and procfs.stopping(pid):
                         self._send(pid, identity, signals.SIGCONT)
             except PermissionError:
                 self.denied.add(identity)
@@ -139,10 +139,3 @@ def _identity(pid: int) -> tuple[int, str] | None:
         return None
     return pid, fields[19].decode()
 
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0].decode()
-    except OSError:
-        return ""

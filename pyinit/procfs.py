@@ -32,3 +32,22 @@ def comm(pid: int) -> str:
     except OSError:
         return "?"
     return text[text.find(b"(") + 1:text.rfind(b")")].decode(errors="replace")
+
+
+_STOPS = 1 << 18 | 1 << 19 | 1 << 20 | 1 << 21  # bits of STOP, TSTP, TTIN, TTOU in a mask
+
+
+def stopping(pid: int) -> bool:
+    """Stopped, or about to be: a stop signal sent just before (by the main child on its way
+    out, say) is still pending until the process next runs, and then it stops with the stop
+    signal pyinit sent it pending. Either way it needs SIGCONT to act on that."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            text = status.read()
+    except OSError:
+        return False
+    fields = dict(line.split(b":", 1) for line in text.splitlines() if b":" in line)
+    state = fields.get(b"State", b"").split()
+    if state and state[0] in (b"T", b"t"):
+        return True
+    return any(int(fields.get(key, b"0").strip(), 16) & _STOPS for key in (b"SigPnd", b"ShdPnd"))

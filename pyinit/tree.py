@@ -11,10 +11,9 @@ import os
 
 import psutil
 
-from pyinit import log, probe, signals
+from pyinit import log, probe, procfs, signals
 
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, ProcessLookupError)
-_STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
 _PIDFD = probe.available("pidfd")  # the kernel's answer comes from trying, below
 
 
@@ -45,7 +44,7 @@ class ProcessTree:
                 continue
             if sent:
                 done[process] = about
-                if sig != signals.SIGKILL and _is_stopped(process):
+                if sig != signals.SIGKILL and procfs.stopping(process.pid):
                     _send(process, signals.SIGCONT)
         return any(process not in self.denied for process in alive)
 
@@ -65,13 +64,6 @@ def _descendants() -> list[psutil.Process]:
         except _GONE:
             pass
     return alive
-
-
-def _is_stopped(process: psutil.Process) -> bool:
-    try:
-        return process.status() in _STOPPED
-    except _GONE:
-        return False
 
 
 def _describe(process: psutil.Process) -> str:

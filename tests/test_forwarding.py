@@ -26,6 +26,8 @@ from helpers import (
 # argument "grandchild" it forks first, and both processes (same process group) report.
 REPORTER = r"""
 import os, signal, sys
+
+pytestmark = pytest.mark.usefixtures("teardown_path")  # every teardown path: see conftest
 sigs = set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
 signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
 tag = "child"

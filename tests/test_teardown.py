@@ -25,6 +25,8 @@ from helpers import (
     wait_for,
 )
 
+pytestmark = pytest.mark.usefixtures("teardown_path")  # every teardown path: see conftest
+
 # An escapee: handles the stop signal by writing a marker (slowly when asked), reports ready.
 ESCAPEE = r"""
 F=$1 delay=${2:-0}
