@@ -40,8 +40,8 @@ def findings() -> dict[str, object]:
     claimed = cgroup.claim()
     return {
         "pid1": os.getpid() == 1,
-        "pid_namespace": "child" if len(_status("NSpid").split()) > 1 else "initial",
-        "user_namespace": "initial" if _initial_user_namespace() else "child",
+        "pid_namespace": _namespace("pid", _INITIAL_PID_NAMESPACE),
+        "user_namespace": _namespace("user", _INITIAL_USER_NAMESPACE),
         "euid": os.geteuid(),
         "capabilities": _capabilities(),
         "stdin_tty": os.isatty(0),
@@ -142,12 +142,17 @@ def _waitid_pidfd() -> bool:
     return True
 
 
-def _initial_user_namespace() -> bool:
+# The kernel gives the initial namespaces fixed inode numbers (PROC_PID_INIT_INO and
+# PROC_USER_INIT_INO in include/linux/proc_ns.h).
+_INITIAL_PID_NAMESPACE, _INITIAL_USER_NAMESPACE = 0xEFFFFFFC, 0xEFFFFFFD
+
+
+def _namespace(kind: str, initial: int) -> str:
     try:
-        with open("/proc/self/uid_map") as uid_map:
-            return uid_map.read().split() == ["0", "0", "4294967295"]
+        link = os.readlink(f"/proc/self/ns/{kind}")
     except OSError:
-        return False
+        return "unknown"
+    return "initial" if link == f"{kind}:[{initial}]" else "child"
 
 
 def _capabilities() -> list[str]:

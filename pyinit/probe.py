@@ -71,15 +71,16 @@ def cgroups() -> list[Cgroup]:
         return []
     found = []
     for key, (version, name) in (("", (2, "")), *((n, (1, n)) for n in V1_HIERARCHIES)):
-        if key not in own or key not in mounted or not available(f"cgroup{version}"):
+        if key not in own or not available(f"cgroup{version}"):
             continue
-        root, mount_point = mounted[key]
         path = own[key]
-        if path != root and not path.startswith(root.rstrip("/") + "/"):
-            continue  # our cgroup is outside what this mount shows
-        directory = os.path.join(mount_point, path[len(root):].lstrip("/"))
-        if os.path.exists(os.path.join(directory, "cgroup.procs")):
-            found.append(Cgroup(version, name, path, directory.rstrip("/") or "/"))
+        for root, mount_point in reversed(mounted.get(key, [])):  # later mounts shadow
+            if path != root and not path.startswith(root.rstrip("/") + "/"):
+                continue  # our cgroup is outside what this mount shows
+            directory = os.path.join(mount_point, path[len(root):].lstrip("/")).rstrip("/")
+            if os.path.exists(os.path.join(directory or "/", "cgroup.procs")):
+                found.append(Cgroup(version, name, path, directory or "/"))
+                break
     return found
 
 
@@ -93,20 +94,20 @@ def _memberships(text: str) -> dict[str, str]:
     return found
 
 
-def _mounts(text: str) -> dict[str, tuple[str, str]]:
-    """hierarchy key -> (root inside the hierarchy, mount point), first mount of each wins."""
-    found: dict[str, tuple[str, str]] = {}
+def _mounts(text: str) -> dict[str, list[tuple[str, str]]]:
+    """hierarchy key -> [(root inside the hierarchy, mount point)], in mount order."""
+    found: dict[str, list[tuple[str, str]]] = {}
     for line in text.splitlines():
         fields, _, after = line.partition(" - ")
         fstype, _, options = after.split(" ", 2)
         parts = fields.split()
         root, mount_point = _unescape(parts[3]), _unescape(parts[4])
         if fstype == "cgroup2":
-            found.setdefault("", (root, mount_point))
+            found.setdefault("", []).append((root, mount_point))
         elif fstype == "cgroup":
             for option in options.split(","):
                 if option in V1_HIERARCHIES:
-                    found.setdefault(option, (root, mount_point))
+                    found.setdefault(option, []).append((root, mount_point))
     return found
 
 
