@@ -51,7 +51,7 @@ class Cgroup:
     def procs(self) -> list[int]:
         """Every process in this cgroup and the cgroups below it (a workload may make some)."""
         found = []
-        for directory, _, _ in os.walk(self.directory):
+        for directory, _, _ in os.walk(self.directory, onerror=_raise):
             with open(os.path.join(directory, "cgroup.procs"), "rb") as procs:
                 found.extend(int(pid) for pid in procs.read().split())
         return found
@@ -82,6 +82,12 @@ def cgroups() -> list[Cgroup]:
                 found.append(Cgroup(version, name, path, directory or "/"))
                 break
     return found
+
+
+def _raise(error: OSError) -> None:
+    """os.walk would skip a directory it cannot list (no descriptor left, say) and report
+    fewer processes than there are: teardown must know, and fall back."""
+    raise error
 
 
 def _memberships(text: str) -> dict[str, str]:

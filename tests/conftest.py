@@ -52,9 +52,13 @@ def start():
 def teardown_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """For behavioural modules that must pass on every path (`usefixtures("teardown_path")`).
 
-    best: what pyinit picks here (the process tree: tests share the root cgroup); cgroup:
-    pyinit alone in a cgroup2 of its own, so teardown reads the cgroup; fallbacks: no pidfd, no
-    cgroups, and no subreaper where pyinit is PID 1 (PYINIT_TEST_DISABLE)."""
+    best: what pyinit picks here. On this kind of host (cgroup v1 controllers, tests in the root
+    cgroup) that is the v1 pids hierarchy as PID 1 of a test namespace (its root cgroup lists
+    only the namespace's processes, so pyinit is alone in it) and the process tree as a
+    subreaper (the namespace's PID 1 shares the cgroup). cgroup: pyinit alone in a cgroup2
+    directory of its own. fallbacks: no pidfd, no cgroups, and no subreaper where pyinit is
+    PID 1 (PYINIT_TEST_DISABLE).
+    """
     if request.param == "cgroup":
         if cgroup2_mount() is None:
             pytest.skip("no cgroup2 mount")
