@@ -25,7 +25,7 @@ def claim() -> probe.Cgroup | None:
         return None
     for cgroup in probe.cgroups():
         try:
-            if cgroup.procs() == [os.getpid()]:
+            if cgroup.holds_only(os.getpid()):
                 return cgroup
         except OSError:
             continue

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 DISABLED = frozenset(os.environ.get("PYINIT_TEST_DISABLE", "").replace(",", " ").split())
 V1_HIERARCHIES = ("pids", "freezer")  # present in every process's cgroup; no accounting needed
 
@@ -49,12 +53,25 @@ class Cgroup:
         return os.path.join(self.directory, name)
 
     def procs(self) -> list[int]:
-        """Every process in this cgroup and the cgroups below it (a workload may make some)."""
-        found = []
-        for directory, _, _ in os.walk(self.directory, onerror=_raise):
-            with open(os.path.join(directory, "cgroup.procs"), "rb") as procs:
-                found.extend(int(pid) for pid in procs.read().split())
-        return found
+        """Every process in this cgroup and the cgroups below it (a workload may make some).
+        0 stands for one that pyinit's PID namespace cannot see."""
+        return list(self._walk())
+
+    def holds_only(self, pid: int) -> bool:
+        """Whether pid is all there is, stopping at the first other process: a host's root
+        cgroup lists thousands."""
+        return all(found == pid for found in self._walk())
+
+    def _walk(self, directory: str = "") -> Iterator[int]:
+        """Own cgroup.procs first (most answers need nothing more), then the cgroups below.
+        Errors propagate: skipping a directory would hide processes from teardown."""
+        directory = directory or self.directory
+        with open(os.path.join(directory, "cgroup.procs"), "rb") as procs:
+            yield from map(int, procs.read().split())
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    yield from self._walk(entry.path)
 
     def describe(self) -> str:
         return f"cgroup{'2' if self.version == 2 else ' v1 ' + self.name} {self.path}"
@@ -82,12 +99,6 @@ def cgroups() -> list[Cgroup]:
                 found.append(Cgroup(version, name, path, directory or "/"))
                 break
     return found
-
-
-def _raise(error: OSError) -> None:
-    """os.walk would skip a directory it cannot list (no descriptor left, say) and report
-    fewer processes than there are: teardown must know, and fall back."""
-    raise error
 
 
 def _memberships(text: str) -> dict[str, str]:
