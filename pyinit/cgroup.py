@@ -19,18 +19,18 @@ from pyinit import log, probe, procfs, signals
 
 def claim() -> probe.Cgroup | None:
     """pyinit's cgroup when pyinit is its only process; None when it shares it (a shell on a
-    host), when no cgroupfs can be read, or when /proc is not this namespace's (memberships
-    could not be checked). Any error means "not available", silently."""
+    host), when no cgroupfs can be read, or when /proc is not this namespace's (identities
+    could not be checked). Any error means "not available": never a warning, never a failure;
+    the teardown line at -v names the mechanism used."""
     if not procfs.is_ours():
         return None
     for cgroup in probe.cgroups():
         try:
             if cgroup.holds_only(os.getpid()):
                 return cgroup
-        except OSError:
-            continue
-    log.info("cgroup: pyinit is not alone in its cgroup (or none is readable): "
-             "teardown will walk the process tree")
+        except OSError as error:  # EACCES, ENOENT... : not available, and said only at -v
+            log.info(f"cgroup: cannot read {cgroup.describe()} ({error.strerror})",
+                     "cgroup_unavailable", mechanism=cgroup.describe())
     return None
 
 
@@ -42,7 +42,7 @@ class CgroupScope:
     def __init__(self, cgroup: probe.Cgroup) -> None:
         self.cgroup = cgroup
         self.use_pidfd = probe.pidfd()
-        self.signalled: dict[int, set[tuple[int, str]]] = {}
+        self.signalled: dict[int, dict[tuple[int, str], str]] = {}
         self.denied: set[tuple[int, str]] = set()
         self.watched: dict[int, int] = {}  # pidfd -> pid, until the process is gone
         self.unwatched = False  # signalled without a pidfd: wake-ups need a deadline
@@ -50,7 +50,7 @@ class CgroupScope:
     def signal_new(self, sig: int) -> bool:
         """Send sig to each process of the cgroup that has not had it (CONT too, if stopped);
         True while any process pyinit may signal is left in it."""
-        done = self.signalled.setdefault(sig, set())
+        done = self.signalled.setdefault(sig, {})
         left = False
         for pid in self.cgroup.procs():
             if pid == os.getpid():
@@ -63,7 +63,8 @@ class CgroupScope:
                 continue
             try:
                 if self._send(pid, identity, sig):
-                    done.add(identity)
+                    done[identity] = (f"{pid} ({procfs.command_line(pid)})"
+                                      if log.level >= log.INFO else "")
                     if sig != signals.SIGKILL and procfs.stopping(pid):
                         self._send(pid, identity, signals.SIGCONT)
             except PermissionError:
@@ -71,8 +72,17 @@ class CgroupScope:
                 log.warning(f"cannot signal {pid} ({procfs.comm(pid)}): permission denied")
         return left
 
+    @property
+    def mechanism(self) -> str:
+        return self.cgroup.describe()
+
+    def count(self, sig: int) -> int | None:
+        return len(self.signalled.get(sig, ()))
+
     def who(self, sig: int) -> str:
-        return f"{len(self.signalled.get(sig, ()))} in {self.cgroup.describe()}"
+        done = self.signalled.get(sig, {})
+        named = f" ({', '.join(done.values())})" if done and log.level >= log.INFO else ""
+        return f"{len(done)}{named} in {self.mechanism}"
 
     def wait(self, timeout: float | None) -> None:
         """Until one of the signalled processes is gone, a signal comes, or the timeout."""

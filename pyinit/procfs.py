@@ -34,6 +34,16 @@ def comm(pid: int) -> str:
     return text[text.find(b"(") + 1:text.rfind(b")")].decode(errors="replace")
 
 
+def command_line(pid: int) -> str:
+    """What `ps` shows: the command line, or the name in brackets once it has none."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            words = cmdline.read().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return "?"
+    return b" ".join(words).decode(errors="replace") or f"[{comm(pid)}]"
+
+
 _STOPS = 1 << 18 | 1 << 19 | 1 << 20 | 1 << 21  # bits of STOP, TSTP, TTIN, TTOU in a mask
 
 

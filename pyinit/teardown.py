@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def run(stop_signal: int, grace: float, group: int, cgroup: Cgroup | None) -> None:
     """cgroup: the cgroup pyinit claimed at start-up, whose every process it answers for."""
-    if cgroup is None and not reaper.has_children():
+    if not reaper.has_children() and _alone(cgroup):
         return  # the common case: nothing left, and psutil is never imported
     started = time.monotonic()
     try:
@@ -36,8 +36,20 @@ def run(stop_signal: int, grace: float, group: int, cgroup: Cgroup | None) -> No
         why = getattr(error, "strerror", None) or type(error).__name__
         scope = _blind(group, f"cannot walk the process tree ({why})")
         _finish(scope, stop_signal, started + grace, grace)
+    seconds = round(time.monotonic() - started, 3)
     log.info(f"teardown: {signals.name(stop_signal)} to {scope.who(stop_signal)}; SIGKILL to "
-             f"{scope.who(signals.SIGKILL)}; done in {time.monotonic() - started:.3f} s")
+             f"{scope.who(signals.SIGKILL)}; done in {seconds:.3f} s", "teardown",
+             signal=signals.name(stop_signal), mechanism=scope.mechanism,
+             stopped=scope.count(stop_signal), killed=scope.count(signals.SIGKILL),
+             seconds=seconds)
+
+
+def _alone(cgroup: Cgroup | None) -> bool:
+    """Nothing but pyinit in the claimed cgroup (no exec'd process either)."""
+    try:
+        return cgroup is None or cgroup.holds_only(os.getpid())
+    except OSError:
+        return False  # the teardown proper finds out what it can
 
 
 def _finish(scope: Scope, stop_signal: int, deadline: float, grace: float) -> None:
@@ -56,7 +68,7 @@ def _finish(scope: Scope, stop_signal: int, deadline: float, grace: float) -> No
         if reaper.has_children():
             log.warning("exiting with processes left that " + (
                 "pyinit may not signal" if scope.denied else
-                "could not be found without /proc"))
+                "could not be found without /proc"), "processes_left")
 
 
 def _scope(group: int, cgroup: Cgroup | None) -> Scope:
@@ -75,7 +87,8 @@ def _scope(group: int, cgroup: Cgroup | None) -> Scope:
 
 def _blind(group: int, why: str) -> Blind:
     log.warning(f"{why}: tearing down "
-                + ("every process (kill -1)" if os.getpid() == 1 else "the process group only"))
+                + ("every process (kill -1)" if os.getpid() == 1 else "the process group only"),
+                "teardown_fallback")
     return Blind(-1 if os.getpid() == 1 else -group)
 
 
@@ -88,6 +101,10 @@ class Blind:
         self.complete = target == -1
         self.sent: set[int] = set()
         self.denied: set[int] = set()
+        self.mechanism = self.who(signals.SIGKILL)
+
+    def count(self, sig: int) -> int | None:
+        return None  # kill(-1) and kill(-group) do not say how many they reached
 
     def signal_new(self, sig: int) -> bool:
         if sig not in self.sent:
@@ -127,9 +144,12 @@ def _sleep(timeout: float | None) -> None:
     already being stopped."""
     sig = signals.wait(timeout)
     if sig not in (0, signals.SIGCHLD):
-        log.info(f"ignoring {signals.name(sig)} during teardown")
+        log.info(f"ignoring {signals.name(sig)} during teardown", "ignored",
+                 signal=signals.name(sig))
 
 
 def _reap_ready() -> None:
     for pid, status, name in reaper.reap(describe=log.level >= log.INFO):
-        log.info(f"reaped {pid} ({name}) during teardown: exit {reaper.exit_code(status)}")
+        code = reaper.exit_code(status)
+        log.info(f"reaped {pid} ({name}) during teardown: exit {code}", "reaped", pid=pid,
+                 command=name, status=code)

@@ -48,6 +48,11 @@ class ProcessTree:
                     _send(process, signals.SIGCONT)
         return any(process not in self.denied for process in alive)
 
+    mechanism = "process tree"
+
+    def count(self, sig: int) -> int | None:
+        return len(self.signalled.get(sig, {}))
+
     def who(self, sig: int) -> str:
         done = self.signalled.get(sig, {})
         if not done or log.level < log.INFO:
