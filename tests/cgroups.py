@@ -23,7 +23,7 @@ def cgroup2_mount() -> str | None:
 
 
 @contextlib.contextmanager
-def test_cgroup(parent: str | None = None) -> Iterator[str]:
+def make_cgroup(parent: str | None = None) -> Iterator[str]:
     """A fresh cgroup2 directory; whatever is in it at the end is SIGKILLed, then it goes."""
     base = parent or cgroup2_mount()
     assert base, "no cgroup2 mount"

@@ -8,7 +8,7 @@ import subprocess
 
 import helpers
 import pytest
-from cgroups import cgroup2_mount, test_cgroup
+from cgroups import cgroup2_mount, make_cgroup
 from helpers import FROZEN, SOURCE, Running, join_cgroup
 
 if os.geteuid() != 0:
@@ -62,7 +62,7 @@ def teardown_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     if request.param == "cgroup":
         if cgroup2_mount() is None:
             pytest.skip("no cgroup2 mount")
-        with test_cgroup() as directory:
+        with make_cgroup() as directory:
             monkeypatch.setattr(helpers, "JOIN", join_cgroup(directory))
             yield
         return

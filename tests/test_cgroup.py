@@ -11,7 +11,7 @@ import signal
 import subprocess
 
 import pytest
-from cgroups import cgroup2_mount, procs, test_cgroup
+from cgroups import cgroup2_mount, make_cgroup, procs
 from helpers import NAMESPACE, TIMEOUT, join_cgroup, read_line, wait_for
 
 pytestmark = pytest.mark.skipif(cgroup2_mount() is None, reason="no cgroup2 mount")
@@ -22,7 +22,7 @@ FORK_LOOP = ("setsid sh -c 'trap \"\" TERM; i=0; while [ $i -lt 3000 ]; do sleep
 
 @pytest.fixture
 def cgroup():
-    with test_cgroup() as directory:
+    with make_cgroup() as directory:
         yield directory
 
 

@@ -22,12 +22,12 @@ from helpers import (
     wait_for,
 )
 
+pytestmark = pytest.mark.usefixtures("teardown_path")  # every teardown path: see conftest
+
 # A child that reports every signal it gets, one line each: "<tag> got <number>". With the
 # argument "grandchild" it forks first, and both processes (same process group) report.
 REPORTER = r"""
 import os, signal, sys
-
-pytestmark = pytest.mark.usefixtures("teardown_path")  # every teardown path: see conftest
 sigs = set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
 signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
 tag = "child"
