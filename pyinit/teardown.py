@@ -28,6 +28,20 @@ def run(stop_signal: int, grace: float, group: int, cgroup: Cgroup | None) -> No
         return  # the common case: nothing left, and psutil is never imported
     started = time.monotonic()
     try:
+        scope = _stop_everything(stop_signal, grace, group, cgroup, started)
+        seconds = round(time.monotonic() - started, 3)
+        log.info(f"teardown: {signals.name(stop_signal)} to {scope.who(stop_signal)}; SIGKILL "
+                 f"to {scope.who(signals.SIGKILL)}; done in {seconds:.3f} s", "teardown",
+                 signal=signals.name(stop_signal), mechanism=scope.mechanism,
+                 stopped=scope.count(stop_signal), killed=scope.count(signals.SIGKILL),
+                 seconds=seconds)
+    except MemoryError:  # even the fallback could not allocate: no scan, no words, just KILL
+        _last_resort(group)
+
+
+def _stop_everything(stop_signal: int, grace: float, group: int, cgroup: Cgroup | None,
+                     started: float) -> Scope:
+    try:
         scope = _scope(group, cgroup)
         _finish(scope, stop_signal, started + grace, grace)
     except (ImportError, MemoryError, OSError) as error:
@@ -36,12 +50,20 @@ def run(stop_signal: int, grace: float, group: int, cgroup: Cgroup | None) -> No
         why = getattr(error, "strerror", None) or type(error).__name__
         scope = _blind(group, f"cannot walk the process tree ({why})")
         _finish(scope, stop_signal, started + grace, grace)
-    seconds = round(time.monotonic() - started, 3)
-    log.info(f"teardown: {signals.name(stop_signal)} to {scope.who(stop_signal)}; SIGKILL to "
-             f"{scope.who(signals.SIGKILL)}; done in {seconds:.3f} s", "teardown",
-             signal=signals.name(stop_signal), mechanism=scope.mechanism,
-             stopped=scope.count(stop_signal), killed=scope.count(signals.SIGKILL),
-             seconds=seconds)
+    return scope
+
+
+def _last_resort(group: int) -> None:
+    """SIGKILL to all (as PID 1) or the process group, then reap what is ready."""
+    try:
+        os.kill(-1 if os.getpid() == 1 else -group, signals.SIGKILL)
+    except OSError:
+        pass
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
 
 
 def _alone(cgroup: Cgroup | None) -> bool:
