@@ -28,7 +28,8 @@ OPTIONS = ["-r", "--rewrite", "-c", "--single-child", "-t", "--grace", "-e", "--
            "-p", "--pdeathsig", "-v", "--verbose", "-q", "--quiet", "--version", "-h", "--help",
            "--", "-", "-cv", "-vvq", "--grace=", "--rewrite=", "-t0", "-rTERM:0", "--check",
            "--json", "--log-format", "--log-format=json", "--log-format=text"]
-VALUES = ["json", "text", "pidfd,subreaper,cgroup2,cgroup1", "TERM", "SIGKILL", "hup:int", "RTMIN+3", "RTMAX-100", "0", "1", "64", "65", "-1",
+VALUES = ["json", "text", "pidfd,subreaper,cgroup2,cgroup1",
+          "TERM", "SIGKILL", "hup:int", "RTMIN+3", "RTMAX-100", "0", "1", "64", "65", "-1",
           "9:0", "CHLD:TERM", "TERM:", ":", "nan", "inf", "-0.5", "1e309", "0x10", "٣", "3,4",
           "9" * 400, "a" * 70000]
 
