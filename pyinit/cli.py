@@ -39,16 +39,25 @@ options (environment variable in brackets; the command line wins):
   -v, --verbose          log lifecycle events (signals, reaped orphans) to stderr
                                                                            [PYINIT_VERBOSE]
   -q, --quiet            log errors only, no warnings                       [PYINIT_QUIET]
+      --log-format FORMAT  text (default) or json: one JSON object a line, with time, level,
+                         event and its fields (pid, command, signal, status)
+                                                                       [PYINIT_LOG_FORMAT]
+      --check [--json]   print what pyinit finds on this machine and will use (as one
+                         JSON object with --json); exit 1 if it cannot do its job here
       --version          print the version and exit
   -h, --help             print this help and exit
 
 exit status: COMMAND's status; 128+N if it died from signal N; 0 for --expect-exit codes;
-2 usage error; 125 pyinit failed to start COMMAND; 126 COMMAND not executable; 127 not found.
+1 --check found pyinit cannot work here; 2 usage error; 125 pyinit failed to start COMMAND;
+126 COMMAND not executable; 127 not found.
 """
 
 _TAKES_VALUE = {"r": "rewrite", "t": "grace", "e": "expect-exit", "p": "pdeathsig"}
+_LONG_VALUES = {"log-format"}  # options that take a value and have no letter
 _FLAGS = {"c": "single-child", "v": "verbose", "q": "quiet", "h": "help"}
-_LONG = set(_TAKES_VALUE.values()) | set(_FLAGS.values()) | {"version"}
+_LONG = (set(_TAKES_VALUE.values()) | _LONG_VALUES | set(_FLAGS.values())
+         | {"version", "check", "json"})
+LOG_FORMATS = ("text", "json")
 
 
 class UsageError(Exception):
@@ -62,6 +71,7 @@ class Config:
         "command",
         "expect_exit",
         "grace",
+        "log_format",
         "pdeathsig",
         "rewrites",
         "single_child",
@@ -70,7 +80,7 @@ class Config:
 
     def __init__(self, command: list[str], rewrites: dict[int, int], single_child: bool,
                  grace: float, expect_exit: frozenset[int], pdeathsig: int,
-                 verbosity: int) -> None:
+                 verbosity: int, log_format: str = "text") -> None:
         self.command = command
         self.rewrites = rewrites
         self.single_child = single_child
@@ -78,6 +88,7 @@ class Config:
         self.expect_exit = expect_exit
         self.pdeathsig = pdeathsig
         self.verbosity = verbosity
+        self.log_format = log_format
 
 
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
@@ -90,6 +101,14 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         if "version" in options:
             sys.stdout.write(f"pyinit {__version__}\n")
             raise SystemExit(0)
+        if "json" in options and "check" not in options:
+            raise UsageError("--json goes with --check")
+        if "check" in options:
+            if command:
+                raise UsageError("--check takes no COMMAND")
+            from pyinit import check
+
+            raise SystemExit(check.run("json" in options))
         if not command:
             raise UsageError("no COMMAND given")
         return _resolve(options, command, environ)
@@ -110,7 +129,7 @@ def _split(argv: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
             key, has_value, value = arg[2:].partition("=")
             if key not in _LONG:
                 raise UsageError(f"unknown option '{arg}'")
-            if key in _TAKES_VALUE.values():
+            if key in _TAKES_VALUE.values() or key in _LONG_VALUES:
                 if not has_value:
                     value = _next_value(args, arg)
                 options.setdefault(key, []).append(value)
@@ -170,7 +189,11 @@ def _resolve(options: dict[str, list[str]], command: list[str],
             verbosity = log.ERROR
 
     single = "single-child" in options or _flag(environ, "PYINIT_SINGLE_CHILD")
-    return Config(command, rewrites, single, grace, frozenset(expect), pdeathsig, verbosity)
+    log_format = (values("log-format") or ["text"])[-1].lower()
+    if log_format not in LOG_FORMATS:
+        raise UsageError(f"invalid log format '{log_format}': use text or json")
+    return Config(command, rewrites, single, grace, frozenset(expect), pdeathsig, verbosity,
+                  log_format)
 
 
 def _exit_code(text: str) -> int:

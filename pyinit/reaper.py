@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 
-from pyinit import procfs
+from pyinit import log, procfs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,3 +50,27 @@ def exit_code(status: int) -> int:
     """A wait status as a shell would report it: the exit code, or 128+N for signal N."""
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
+
+
+class OrphanRate:
+    """Warns when orphans keep arriving faster than ORPHANS / SECONDS: a workload that leaks
+    processes (a daemon double-forking per request, a loop of background jobs). A burst, such as
+    a script's few hundred subshells, says nothing. At most one warning per QUIET seconds, so the
+    warning cannot become a flood of its own."""
+
+    ORPHANS, SECONDS, QUIET = 1000, 10.0, 60.0
+
+    def __init__(self) -> None:
+        self.window = self.warned = -self.QUIET
+        self.count = 0
+
+    def add(self, orphans: int) -> None:
+        now = time.monotonic()
+        if now - self.window >= self.SECONDS:
+            self.window, self.count = now, 0
+        self.count += orphans
+        if self.count > self.ORPHANS and now - self.warned >= self.QUIET:
+            self.warned = now
+            log.warning(f"reaped {self.count} orphans within {now - self.window:.1f} s: the "
+                        "workload leaks processes (said at most once a minute; -v names each one)",
+                        "orphan_rate", count=self.count)
