@@ -7,8 +7,9 @@ Run by the static CPython's own build-tree interpreter (same bytecode, same stan
 
 Which modules: those that pyinit really imports, found by running it (as _pyinit_single.main()
 does) on the paths that import something: start-up, --version, a usage error, a command that
-cannot be started, and a teardown that walks the process tree with psutil; plus every module of
-pyinit and a few listed below, with what they import. modulefinder would
+cannot be started, a teardown that walks the process tree with psutil, JSON logs, --check; plus
+every module of pyinit, everything they import (in function bodies too) and a few listed below,
+with what those import in turn. modulefinder on everything would
 follow every import in every function of psutil and the standard library (asyncio, email,
 unittest...: 300 modules, 8 MB for 60 used). Modules the interpreter already has frozen or
 built in are left out.
@@ -17,6 +18,7 @@ built in are left out.
 from __future__ import annotations
 
 import _imp
+import ast
 import marshal
 import os
 import subprocess
@@ -28,6 +30,8 @@ SCENARIOS = [
     ["--no-such-option"],
     ["--", "/nonexistent/command"],
     ["-v", "--", "sh", "-c", "sleep 5 & setsid sleep 5 & exit 3"],
+    ["-v", "--log-format", "json", "--", "sh", "-c", "sleep 5 & exit 3"],
+    ["--check", "--json"],
 ]
 # What no scenario reaches, imported (with what they import) before each record: the codecs
 # UTF-8 mode may look up, and inspect, which psutil imports to log when PSUTIL_DEBUG is set (a
@@ -60,11 +64,30 @@ finally:
 """
 
 
+def pyinit_imports(root: Path) -> list[str]:
+    """Every module of pyinit (__main__ would run it) and every module any of them imports,
+    at the top or in a function body: a lazy import on a path no scenario takes must not be
+    missed."""
+    names = set()
+    for path in sorted((root / "pyinit").glob("*.py")):
+        if path.stem != "__main__":
+            names.add(f"pyinit.{path.stem}")
+        for node in ast.walk(ast.parse(path.read_bytes())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+                if node.module == "pyinit":
+                    names.update(f"pyinit.{alias.name}" for alias in node.names
+                                 if (root / "pyinit" / f"{alias.name}.py").exists())
+    names.discard("pyinit.__init__")
+    return sorted(names)
+
+
 def imported(root: Path, paths: list[str], out: Path) -> dict[str, str]:
-    """{module: source file} of everything the scenarios import, and of every module of pyinit
-    with what it imports (a lazy import on a path no scenario takes must not be missed)."""
-    own = [f"pyinit.{p.stem}" for p in sorted((root / "pyinit").glob("*.py"))
-           if p.stem not in ("__init__", "__main__")]  # __main__ would run pyinit
+    """{module: source file} of everything the scenarios import, and of pyinit_imports() with
+    what those import in turn."""
+    own = pyinit_imports(root)
     found: dict[str, str] = {}
     for argv in SCENARIOS:
         trace = [sys.executable, "-I", "-S", "-c", TRACE, str(out), os.pathsep.join(paths),
