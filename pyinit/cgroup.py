@@ -61,6 +61,8 @@ class CgroupScope:
             if identity in done:
                 left = True
                 continue
+            # named before the signal: a process that dies of it has no command line left
+            about = f"{pid} ({procfs.command_line(pid)})" if log.level >= log.INFO else ""
             try:
                 if not self._send(pid, identity, sig):
                     continue  # gone meanwhile
@@ -69,7 +71,7 @@ class CgroupScope:
                 log.warning(f"cannot signal {pid} ({procfs.comm(pid)}): permission denied")
                 continue
             left = True
-            done[identity] = f"{pid} ({procfs.command_line(pid)})" if log.level >= log.INFO else ""
+            done[identity] = about
             if sig != signals.SIGKILL and procfs.stopping(pid):
                 self._send(pid, identity, signals.SIGCONT)
         return left
