@@ -21,21 +21,23 @@ def run() -> None:
     """The command's entry point. Exits without interpreter finalization: tearing down the
     modules costs ~3 ms on every container start and nothing is left to flush (pyinit's own
     lines go straight to fd 2)."""
-    os._exit(main(sys.argv[1:]))
+    os._exit(main(sys.argv))
 
 
 def main(argv: list[str]) -> int:
+    """argv as the process got it: argv[0] chooses pyinit's own options or tini's/dumb-init's."""
     original_mask = signals.block()  # first: from here on no signal is lost or fatal
-    config = cli.parse(argv, os.environ)
+    config = cli.configure(argv, os.environ)
     log.level = config.verbosity
     environ.restore()
     _configure_process(config.pdeathsig)
 
     chld_ignored = _signal.getsignal(signals.SIGCHLD) == _signal.SIG_IGN
     _signal.signal(signals.SIGCHLD, _signal.SIG_DFL)  # an ignored SIGCHLD would auto-reap
-    tty = spawn.release_terminal()
+    tty = config.new_session and spawn.release_terminal()
     try:
-        child = spawn.start(config.command, original_mask, tty, chld_ignored)
+        child = spawn.start(config.command, original_mask, tty, chld_ignored,
+                            config.new_session)
     except spawn.SpawnError as error:
         log.error(str(error))
         return error.status
@@ -78,11 +80,18 @@ def _forward_until_exit(child: int, config: cli.Config) -> int:
         sig = signals.wait()
         if sig != signals.SIGCHLD:
             _forward(sig, target, config.rewrites)
+            if sig in config.suspend_on and os.getpid() != 1:
+                # Like dumb-init: stop with the child, so the shell that sent the job-control
+                # signal sees pyinit stopped too; its SIGCONT then resumes pyinit and is
+                # forwarded.
+                os.kill(os.getpid(), signals.SIGSTOP)
             continue
         main_status = None
         for pid, status, name in reaper.reap(describe):
             if pid == child:
                 main_status = status
+            elif config.warn_reaped:  # worded as tini -w words it, for whoever greps for it
+                log.warning(f"Reaped zombie process with pid={pid}")
             elif describe:  # storms reap thousands: build no message nobody reads
                 log.info(f"reaped orphan {pid} ({name}): exit {reaper.exit_code(status)}")
         if main_status is not None:
@@ -107,7 +116,3 @@ def _forward(sig: int, target: int, rewrites: dict[int, int]) -> None:
         log.info(f"forwarded {signals.name(sig)} to {whom}")
     else:
         log.info(f"rewrote {signals.name(sig)} to {signals.name(sent)} for {whom}")
-    if sent == signals.SIGSTOP and sig in signals.JOB_CONTROL and os.getpid() != 1:
-        # Like dumb-init: stop with the child, so the shell that sent the job-control signal
-        # sees pyinit stopped too; its SIGCONT then resumes pyinit and is forwarded.
-        os.kill(os.getpid(), signals.SIGSTOP)
