@@ -41,6 +41,8 @@ options (environment variable in brackets; the command line wins):
   -q, --quiet            log errors only, no warnings                       [PYINIT_QUIET]
       --version          print the version and exit
   -h, --help             print this help and exit
+      --compat=TOOL      first argument only: take tini's or dumb-init's options instead
+                         (also chosen by running pyinit as tini, docker-init or dumb-init)
 
 exit status: COMMAND's status; 128+N if it died from signal N; 0 for --expect-exit codes;
 2 usage error; 125 pyinit failed to start COMMAND; 126 COMMAND not executable; 127 not found.

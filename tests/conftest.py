@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
-from helpers import FROZEN, SOURCE, Running
+from helpers import FROZEN, SOURCE, Running, tool_links
 
 if os.geteuid() != 0:
     pytest.exit("the tests need root: they create PID namespaces and containers", 2)
@@ -44,3 +45,10 @@ def start():
     yield _start
     for running in started:
         running.close()
+
+
+
+@pytest.fixture(params=["source", "frozen"])
+def compat_links(request: pytest.FixtureRequest, tmp_path_factory) -> Path:
+    """A directory with tini, docker-init and dumb-init running pyinit (helpers.tool_links)."""
+    return tool_links(request.param, tmp_path_factory.mktemp("links"))

@@ -20,6 +20,25 @@ BELOW_SHELL = ["/bin/sh", "-c", '"$@"; exit $?', "sh"]
 TIMEOUT = 30
 
 
+ORIGINALS = {"tini": "/usr/bin/tini", "docker-init": "/usr/bin/tini",
+             "dumb-init": "/usr/bin/dumb-init"}
+
+
+def tool_links(kind: str, directory: Path) -> Path:
+    """directory, holding tini, docker-init and dumb-init: links to the venv's pyinit
+    ("source"), the frozen bundle's own links ("frozen", so the shipped links are what is
+    tested), or Debian's tini and dumb-init ("original"). Skips when one is missing."""
+    import pytest
+
+    for name, original in ORIGINALS.items():
+        target = {"source": ROOT / ".venv" / "bin" / "pyinit", "frozen": FROZEN.parent / name,
+                  "original": Path(original)}[kind]
+        if not os.access(target, os.X_OK):
+            pytest.skip(f"no {target} (scripts/setup and scripts/build make it)")
+        (directory / name).symlink_to(target)
+    return directory
+
+
 def in_namespace(command: list[str], role: str) -> list[str]:
     """command run as PID 1 of a fresh PID namespace, or as a child of that namespace's PID 1."""
     return NAMESPACE + (BELOW_SHELL if role == "subreaper" else []) + command

@@ -4,7 +4,7 @@ variable of both tools, side by side with the Debian tini and dumb-init where th
 from __future__ import annotations
 
 import os
-import shutil
+import select
 import signal
 import subprocess
 import sys
@@ -12,9 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import FROZEN, ROOT, child_of, in_namespace, read_line, state, wait_for
-
-ORIGINALS = {"tini": "/usr/bin/tini", "dumb-init": "/usr/bin/dumb-init"}
+from helpers import ORIGINALS, child_of, in_namespace, read_line, state, tool_links, wait_for
 
 # The main child prints "ready", then "child N" / "grandchild N" for each signal N it gets.
 PROBE = r"""
@@ -33,29 +31,21 @@ while True:
 PROBE_CMD = [sys.executable, "-c", PROBE]
 
 
-@pytest.fixture(params=["source", "frozen"])
-def bindir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    """A directory with tini, docker-init and dumb-init pointing at pyinit (the bundle's own
-    links for the frozen one)."""
-    if request.param == "frozen":
-        if not os.access(FROZEN, os.X_OK):
-            pytest.skip(f"no frozen bundle at {FROZEN} (scripts/build makes it)")
-        for name in ("tini", "docker-init", "dumb-init"):
-            (tmp_path / name).symlink_to(FROZEN.parent / name)
-    else:
-        for name in ("tini", "docker-init", "dumb-init"):
-            (tmp_path / name).symlink_to(ROOT / ".venv" / "bin" / "pyinit")
-    return tmp_path
-
-
 def run(argv: list[str], env: dict[str, str] | None = None,
         **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(in_namespace(argv, "pid1"), capture_output=True, text=True,
                           timeout=30, env={**os.environ, **(env or {})}, check=False, **kwargs)
 
 
+@pytest.fixture(params=["source", "frozen", "original"])
+def inits(request: pytest.FixtureRequest, tmp_path_factory) -> Path:
+    """For side-by-side tests: pyinit's links, or Debian's tini and dumb-init, which must
+    behave the same."""
+    return tool_links(request.param, tmp_path_factory.mktemp("inits"))
+
+
 def original(tool: str) -> str:
-    if not shutil.which(ORIGINALS[tool]):
+    if not os.access(ORIGINALS[tool], os.X_OK):
         pytest.skip(f"{ORIGINALS[tool]} is not installed (scripts/setup installs it)")
     return ORIGINALS[tool]
 
@@ -74,19 +64,21 @@ USAGE = [
 
 
 @pytest.mark.parametrize(("tool", "args"), USAGE, ids=[" ".join([t, *a]) for t, a in USAGE])
-def test_usage_exit_status_as_the_original(bindir: Path, tool: str, args: list[str]) -> None:
-    ours = run([str(bindir / tool), *args])
+def test_usage_exit_status_as_the_original(compat_links: Path, tool: str,
+                                           args: list[str]) -> None:
+    ours = run([str(compat_links / tool), *args])
     theirs = run([original(tool), *args])
     assert ours.returncode == theirs.returncode, (ours.stderr, theirs.stderr)
     if ours.returncode:
         assert len(ours.stderr.splitlines()) == 1 and "Traceback" not in ours.stderr
 
 
-def test_versions_name_the_interface(bindir: Path) -> None:
+def test_versions_name_the_interface(compat_links: Path) -> None:
     """dockerd parses `docker-init --version` as 'tini version X - ...'."""
     for name in ("tini", "docker-init"):
-        assert run([str(bindir / name), "--version"]).stdout.startswith("tini version 0.19.0 - ")
-    assert run([str(bindir / "dumb-init"), "-V"]).stderr.startswith("dumb-init v1.2.5 - ")
+        version = run([str(compat_links / name), "--version"]).stdout
+        assert version.startswith("tini version 0.19.0 - ")
+    assert run([str(compat_links / "dumb-init"), "-V"]).stderr.startswith("dumb-init v1.2.5 - ")
 
 
 def test_compat_option_selects_the_tool() -> None:
@@ -98,13 +90,13 @@ def test_compat_option_selects_the_tool() -> None:
 
 
 @pytest.mark.parametrize("tool", ["tini", "dumb-init"])
-def test_exit_status_and_signal_death(bindir: Path, tool: str) -> None:
-    assert run([str(bindir / tool), "--", "sh", "-c", "exit 7"]).returncode == 7
-    assert run([str(bindir / tool), "--", "sh", "-c", "kill -USR1 $$"]).returncode == 138
+def test_exit_status_and_signal_death(compat_links: Path, tool: str) -> None:
+    assert run([str(compat_links / tool), "--", "sh", "-c", "exit 7"]).returncode == 7
+    assert run([str(compat_links / tool), "--", "sh", "-c", "kill -USR1 $$"]).returncode == 138
 
 
-def test_tini_expect_exit(bindir: Path) -> None:
-    tini = str(bindir / "tini")
+def test_tini_expect_exit(compat_links: Path) -> None:
+    tini = str(compat_links / "tini")
     assert run([tini, "-e", "3", "-e", "4", "--", "sh", "-c", "exit 4"]).returncode == 0
     assert run([tini, "-e", "3", "--", "sh", "-c", "exit 4"]).returncode == 4
 
@@ -126,8 +118,6 @@ class Probe:
         return self.read_for(settle)
 
     def read_for(self, seconds: float) -> set[str]:
-        import select
-
         got, deadline = set(), time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             if select.select([self.proc.stdout], [], [], left)[0]:
@@ -164,31 +154,24 @@ GROUP_CASES = [  # (tool, args, env, whether the grandchild gets the signal too)
 
 
 @pytest.mark.parametrize(("tool", "args", "env", "group"), GROUP_CASES)
-@pytest.mark.parametrize("which", ["pyinit", "original"])
-def test_who_gets_signals(bindir: Path, probe, which: str, tool: str, args: list[str],
+def test_who_gets_signals(inits: Path, probe, tool: str, args: list[str],
                           env: dict[str, str], group: bool) -> None:
-    init = str(bindir / tool) if which == "pyinit" else original(tool)
-    running = probe([init, *args, "--"], env)
+    running = probe([str(inits / tool), *args, "--"], env)
     expected = {"child 10", "grandchild 10"} if group else {"child 10"}
     assert running.lines_after(signal.SIGUSR1) == expected
 
 
-@pytest.mark.parametrize("which", ["pyinit", "original"])
-def test_dumb_init_rewrite_and_drop(bindir: Path, probe, which: str) -> None:
-    init = str(bindir / "dumb-init") if which == "pyinit" else original("dumb-init")
-    running = probe([init, "-r", "15:12", "--rewrite", "10:0", "--"])
+def test_dumb_init_rewrite_and_drop(inits: Path, probe) -> None:
+    running = probe([str(inits / "dumb-init"), "-r", "15:12", "--rewrite", "10:0", "--"])
     assert running.lines_after(signal.SIGTERM) == {"child 12", "grandchild 12"}
     assert running.lines_after(signal.SIGUSR1) == set()  # dropped
 
 
-@pytest.mark.parametrize("which", ["pyinit", "original"])
 @pytest.mark.parametrize("env", [{}, {"DUMB_INIT_SETSID": "0"}])
-def test_dumb_init_suspends_on_tstp(bindir: Path, probe, which: str,
-                                    env: dict[str, str]) -> None:
+def test_dumb_init_suspends_on_tstp(inits: Path, probe, env: dict[str, str]) -> None:
     """Setsid mode: TSTP reaches the child as STOP; no-setsid: as TSTP. In both the init stops
     itself (not being PID 1), and CONT resumes it and is forwarded."""
-    init = str(bindir / "dumb-init") if which == "pyinit" else original("dumb-init")
-    running = probe([init, "--"], env)
+    running = probe([str(inits / "dumb-init"), "--"], env)
     got = running.lines_after(signal.SIGTSTP, 0.3)
     wait_for(lambda: state(running.init) == "T", 5, "the init stopped")
     if env:
@@ -201,20 +184,19 @@ def test_dumb_init_suspends_on_tstp(bindir: Path, probe, which: str,
 
 
 @pytest.mark.parametrize("env", [{}, {"DUMB_INIT_SETSID": "0"}])
-def test_dumb_init_session(bindir: Path, env: dict[str, str]) -> None:
+def test_dumb_init_session(inits: Path, env: dict[str, str]) -> None:
     """Setsid mode: the child leads a new session; otherwise it shares pyinit's session and
     process group, as with dumb-init."""
     check = ("import os; print(os.getsid(0) == os.getpid(), "
              "os.getpgrp() == os.getpgid(os.getppid()))")
-    results = {run([init, sys.executable, "-c", check], env).stdout
-               for init in (str(bindir / "dumb-init"), original("dumb-init"))}
-    assert results == {"False True\n" if env else "True False\n"}
+    result = run([str(inits / "dumb-init"), sys.executable, "-c", check], env)
+    assert result.stdout == ("False True\n" if env else "True False\n")
 
 
 @pytest.mark.parametrize("tool", ["tini", "dumb-init", "docker-init"])
-def test_init_leaves_the_starting_directory(bindir: Path, tool: str, tmp_path: Path) -> None:
+def test_init_leaves_the_starting_directory(compat_links: Path, tool: str, tmp_path: Path) -> None:
     script = 'readlink /proc/$PPID/cwd; pwd'
-    result = run([str(bindir / tool), "--", "sh", "-c", script], cwd=tmp_path)
+    result = run([str(compat_links / tool), "--", "sh", "-c", script], cwd=tmp_path)
     assert result.stdout == f"/\n{tmp_path}\n"
 
 
@@ -223,9 +205,9 @@ ORPHAN = ["sh", "-c", "(sleep 0.1 &); sleep 0.6"]  # an orphan pyinit reaps whil
 
 @pytest.mark.parametrize(("args", "env", "warned"), [
     (["-w"], {}, True), ([], {}, False), (["-w"], {"TINI_VERBOSITY": "0"}, False)])
-def test_tini_warn_reaped(bindir: Path, args: list[str], env: dict[str, str],
+def test_tini_warn_reaped(compat_links: Path, args: list[str], env: dict[str, str],
                           warned: bool) -> None:
-    result = run([str(bindir / "tini"), *args, "--", *ORPHAN], env)
+    result = run([str(compat_links / "tini"), *args, "--", *ORPHAN], env)
     assert result.returncode == 0
     assert ("Reaped zombie process with pid=" in result.stderr) == warned, result.stderr
 
@@ -234,27 +216,27 @@ def test_tini_warn_reaped(bindir: Path, args: list[str], env: dict[str, str],
     ("tini", ["-v", "-v"], {}), ("tini", [], {"TINI_VERBOSITY": "2"}),
     ("dumb-init", ["-v"], {}), ("dumb-init", ["--verbose"], {}),
     ("dumb-init", [], {"DUMB_INIT_DEBUG": "1"})])
-def test_verbosity(bindir: Path, tool: str, args: list[str], env: dict[str, str]) -> None:
-    quiet = run([str(bindir / tool), "--", "true"])
-    loud = run([str(bindir / tool), *args, "--", "true"], env)
+def test_verbosity(compat_links: Path, tool: str, args: list[str], env: dict[str, str]) -> None:
+    quiet = run([str(compat_links / tool), "--", "true"])
+    loud = run([str(compat_links / tool), *args, "--", "true"], env)
     assert quiet.stderr == "" and "started" in loud.stderr
 
 
 @pytest.mark.parametrize(("args", "env"), [(["-s"], {}), ([], {"TINI_SUBREAPER": ""})])
-def test_tini_subreaper_options_accepted(bindir: Path, args: list[str],
+def test_tini_subreaper_options_accepted(compat_links: Path, args: list[str],
                                          env: dict[str, str]) -> None:
     """pyinit is always a subreaper: -s and TINI_SUBREAPER change nothing, and the orphan is
     reaped below a shell that is PID 1."""
-    result = subprocess.run(in_namespace([str(bindir / "tini"), *args, "--", *ORPHAN],
+    result = subprocess.run(in_namespace([str(compat_links / "tini"), *args, "--", *ORPHAN],
                                          "subreaper"), capture_output=True, text=True,
                             timeout=30, env={**os.environ, **env}, check=False)
     assert (result.returncode, result.stderr) == (0, "")
 
 
-def test_tini_pdeathsig(bindir: Path, tmp_path: Path) -> None:
+def test_tini_pdeathsig(compat_links: Path, tmp_path: Path) -> None:
     """-p SIGNAL: when tini's parent (a subshell) exits, tini gets SIGNAL and forwards it."""
     mark = tmp_path / "mark"
     child = f'trap "echo got > {mark}; exit 0" USR1; sleep 5 & wait'
     script = f'("$0" -p SIGUSR1 -- sh -c \'{child}\' & sleep 0.5); sleep 2'
-    run(["sh", "-c", script, str(bindir / "tini")])
+    run(["sh", "-c", script, str(compat_links / "tini")])
     assert mark.read_text() == "got\n"

@@ -8,29 +8,8 @@ from pathlib import Path
 
 import pytest
 import upstream
-from helpers import FROZEN, ROOT
 
 pytestmark = pytest.mark.timeout(400)
-
-
-@pytest.fixture(params=["source", "frozen"])
-def entry(request: pytest.FixtureRequest) -> Path:
-    """The executable the tool names link to: the venv's pyinit, or the bundle's."""
-    if request.param == "frozen":
-        if not os.access(FROZEN, os.X_OK):
-            pytest.skip(f"no frozen bundle at {FROZEN} (scripts/build makes it)")
-        return FROZEN
-    return ROOT / ".venv" / "bin" / "pyinit"
-
-
-@pytest.fixture
-def links(entry: Path, tmp_path: Path) -> Path:
-    """A directory holding `tini` and `dumb-init`: the bundle's own links when it ships them,
-    else symlinks made here."""
-    for name in ("tini", "dumb-init"):
-        shipped = entry.parent / name
-        (tmp_path / name).symlink_to(shipped if entry == FROZEN and shipped.exists() else entry)
-    return tmp_path
 
 
 @pytest.fixture(autouse=True)
@@ -45,9 +24,9 @@ def sources() -> None:
         pytest.skip(f"upstream suites unavailable: {error}")
 
 
-def test_dumb_init_suite(links: Path, tmp_path: Path) -> None:
+def test_dumb_init_suite(compat_links: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.xml"
-    run = upstream.run_dumb_init_suite(links, report)
+    run = upstream.run_dumb_init_suite(compat_links, report)
     assert report.exists(), f"no report (exit {run.returncode}):\n{run.stdout}\n{run.stderr}"
     results = upstream.outcomes(report)
     unexpected = sorted(node for node, outcome in results.items() if outcome == "failed"
@@ -62,7 +41,7 @@ def test_dumb_init_suite(links: Path, tmp_path: Path) -> None:
     assert sum(outcome == "passed" for outcome in results.values()) >= 89
 
 
-def test_tini_suite(links: Path) -> None:
-    run = upstream.run_tini_suite(links)
+def test_tini_suite(compat_links: Path) -> None:
+    run = upstream.run_tini_suite(compat_links)
     assert run.returncode == 0, f"tini's suite failed:\n{run.stdout[-3000:]}\n{run.stderr}"
     assert "All done, tests as expected" in run.stdout
