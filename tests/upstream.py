@@ -23,7 +23,8 @@ SOURCES = {"dumb-init": "1.2.5", "tini": "0.19.0"}
 # What the suites import: pytest-timeout < 2 for dumb-init's pytest.ini `timeout` key, py for
 # its testing/__init__.py (py._path.local); psutil, python-prctl and bitmap for tini's.
 REQUIREMENTS = ["pytest", "pytest-timeout<2", "py", "psutil", "python-prctl", "bitmap"]
-APT_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+# Debian 12's deb822 file, or the one-line format of older set-ups.
+APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 
 # dumb-init tests pyinit fails on purpose, by test function (every parametrization), with why.
 # The run fails if any other test fails, or if any parametrization of these passes.
@@ -91,14 +92,20 @@ def source(package: str) -> Path:
 def _apt_download(package: str) -> None:
     """apt with its own sources file (the configured Debian sources as deb-src), state and
     cache under .upstream/apt: the machine's apt set-up is not touched."""
-    if not APT_SOURCES.exists():
-        raise Unavailable(f"no {APT_SOURCES} to derive deb-src entries from")
+    configured = next((path for path in APT_SOURCES if path.exists()), None)
+    if configured is None:
+        raise Unavailable("no apt sources to derive deb-src entries from")
     apt = CACHE / "apt"
     for sub in ("state/lists/partial", "cache/archives/partial"):
         (apt / sub).mkdir(parents=True, exist_ok=True)
-    text = APT_SOURCES.read_text()
-    (apt / "deb-src.sources").write_text(text.replace("Types: deb\n", "Types: deb-src\n"))
-    options = [f"-oDir::Etc::sourcelist={apt / 'deb-src.sources'}", "-oDir::Etc::sourceparts=-",
+    lines = configured.read_text().splitlines()
+    if configured.suffix == ".sources":
+        lines = ["Types: deb-src" if line.strip() == "Types: deb" else line for line in lines]
+    else:
+        lines = ["deb-src " + line[4:] for line in lines if line.startswith("deb ")]
+    sources = apt / f"deb-src{configured.suffix or '.list'}"  # apt reads the format by suffix
+    sources.write_text("\n".join(lines) + "\n")
+    options = [f"-oDir::Etc::sourcelist={sources}", "-oDir::Etc::sourceparts=-",
                f"-oDir::State={apt / 'state'}", f"-oDir::Cache={apt / 'cache'}",
                "-oDebug::NoLocking=1", "-oAPT::Sandbox::User=root", "-qq"]
     lists = apt / "state" / "lists"
