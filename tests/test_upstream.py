@@ -43,5 +43,7 @@ def test_dumb_init_suite(compat_links: Path, tmp_path: Path) -> None:
 
 def test_tini_suite(compat_links: Path) -> None:
     run = upstream.run_tini_suite(compat_links)
+    if run.returncode and upstream.tini_race_lost(run.stdout):
+        run = upstream.run_tini_suite(compat_links)  # once: see tini_race_lost
     assert run.returncode == 0, f"tini's suite failed:\n{run.stdout[-3000:]}\n{run.stderr}"
     assert "All done, tests as expected" in run.stdout

@@ -212,3 +212,12 @@ def run_tini_suite(bin_dir: Path, seconds: int = 240) -> subprocess.CompletedPro
                PYTHONDONTWRITEBYTECODE="1")
     return subprocess.run(in_throwaway_namespace(f"python {patched}", seconds), env=env,
                           capture_output=True, text=True, timeout=seconds + 30, check=False)
+
+
+def tini_race_lost(stdout: str) -> bool:
+    """True when the tini run stopped in its process group test, which races (tini itself
+    too): it signals the init once two processes exist below it, and the grandchild may not
+    yet have reset the SIGUSR1 its parent ignores, so it never dies and the step times out.
+    Seen once under load; worth one rerun, not a failure."""
+    steps = [line for line in stdout.splitlines() if line.startswith(("Running", "running"))]
+    return bool(steps) and steps[-1].startswith("Running process group test")
