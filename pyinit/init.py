@@ -27,6 +27,7 @@ def run() -> None:
 def main(argv: list[str]) -> int:
     """argv as the process got it: argv[0] chooses pyinit's own options or tini's/dumb-init's."""
     original_mask = signals.block()  # first: from here on no signal is lost or fatal
+    log.check_stderr()  # before pyinit opens anything that could land on a closed fd 2
     config = cli.configure(argv, os.environ)
     log.level = config.verbosity
     environ.restore()
@@ -49,6 +50,7 @@ def main(argv: list[str]) -> int:
 
     stop_signal = config.rewrites.get(signals.SIGTERM) or signals.SIGTERM
     teardown.run(stop_signal, config.grace, child)
+    log.report_dropped()
     return 0 if code in config.expect_exit else code
 
 
@@ -85,7 +87,8 @@ def _forward_until_exit(child: int, config: cli.Config) -> int:
                 # signal sees pyinit stopped too; its SIGCONT then resumes pyinit and is
                 # forwarded.
                 os.kill(os.getpid(), signals.SIGSTOP)
-            continue
+            if not signals.take(signals.SIGCHLD):
+                continue
         main_status = None
         for pid, status, name in reaper.reap(describe):
             if pid == child:

@@ -7,6 +7,7 @@ milliseconds of start-up for names this module can derive itself.
 from __future__ import annotations
 
 import _signal
+import os
 
 SIGCHLD: int = _signal.SIGCHLD
 SIGCONT: int = _signal.SIGCONT
@@ -33,6 +34,8 @@ def suspending(rewrites: dict[int, int]) -> frozenset[int]:
 # Everything that can be caught: sigfillset() minus KILL and STOP (glibc already leaves out the
 # two real-time signals it reserves). Blocked and collected with sigwaitinfo, never handled.
 HANDLED = frozenset(_signal.valid_signals()) - {SIGKILL, SIGSTOP}
+
+_SI_USER = 0  # si_code of kill(2), and of the SIGPIPE/SIGXFSZ the kernel raises at a writer
 
 _ALIASES = {"SIGIOT", "SIGCLD", "SIGPOLL", "SIGRTMIN", "SIGRTMAX"}
 _BY_NAME = {
@@ -97,8 +100,29 @@ def block() -> set[int]:
 
 
 def wait(timeout: float | None = None) -> int:
-    """The next handled signal (0 on timeout). Nothing else wakes pyinit."""
-    if timeout is None:
-        return _signal.sigwaitinfo(HANDLED).si_signo
-    info = _signal.sigtimedwait(HANDLED, max(timeout, 0.0))
-    return info.si_signo if info is not None else 0
+    """The next handled signal (0 on timeout). Nothing else wakes pyinit.
+
+    Signals pyinit raised at itself are discarded, never forwarded: SIGPIPE from a log line
+    written to a dead reader, SIGXFSZ from one written past RLIMIT_FSIZE. Forwarding the first
+    made a -v pyinit log "forwarded SIGPIPE" into the same dead pipe, raising the next one, in a
+    loop that never let the lower-priority SIGCHLD through. With a timeout, such a signal ends
+    the wait early (returns 0) so the caller's deadline still holds.
+    """
+    while True:
+        if timeout is None:
+            info = _signal.sigwaitinfo(HANDLED)
+        else:
+            info = _signal.sigtimedwait(HANDLED, max(timeout, 0.0))
+            if info is None:
+                return 0
+        if info.si_code != _SI_USER or info.si_pid != os.getpid():
+            return info.si_signo
+        if timeout is not None:
+            return 0
+
+
+def take(sig: int) -> bool:
+    """Consume sig if it is pending. sigwaitinfo hands out the lowest-numbered signal first, so
+    a flood of HUP or INT would hold SIGCHLD back for as long as it lasts: the forwarding loop
+    asks for SIGCHLD after every signal it forwards."""
+    return _signal.sigtimedwait({sig}, 0) is not None

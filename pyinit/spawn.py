@@ -56,8 +56,8 @@ def start(command: list[str], mask: set[int], tty: bool, chld_ignored: bool,
     Without new_session the child stays in pyinit's session and process group, terminal
     included (dumb-init's no-setsid mode: the shell's job control sees one job)."""
     candidates = _search_path(command[0])
+    read_end, write_end = _error_pipe()
     home = _leave_directory()
-    read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
         pid = os.fork()
     except OSError as error:
@@ -94,6 +94,23 @@ def _leave_directory() -> int | None:
         os.close(home)
         return None
     return home
+
+
+def _error_pipe() -> tuple[int, int]:
+    """A close-on-exec pipe whose ends stay clear of descriptors 0-2, even when pyinit was
+    started with them closed: the child must not inherit it as its stdio."""
+    try:
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    except OSError as error:  # EMFILE/ENFILE: a tiny RLIMIT_NOFILE or a full system table
+        raise SpawnError(f"cannot create a pipe: {error.strerror}", CANNOT_START) from None
+    if read_end > 2 and write_end > 2:
+        return read_end, write_end
+    from pyinit.fds import above_stdio
+
+    try:
+        return above_stdio(read_end), above_stdio(write_end)
+    except OSError as error:
+        raise SpawnError(f"cannot create a pipe: {error.strerror}", CANNOT_START) from None
 
 
 def _search_path(name: str) -> list[str]:

@@ -22,8 +22,23 @@ def run(stop_signal: int, grace: float, group: int) -> None:
     if not reaper.has_children():
         return  # the common case: nothing left, and psutil is never imported
     started = time.monotonic()
-    scope = _scope(group)
-    _stop_all(scope, stop_signal, started + grace)
+    try:
+        scope = _scope(group)
+        _finish(scope, stop_signal, started + grace, grace)
+    except (ImportError, MemoryError, OSError) as error:
+        # psutil cannot be loaded (memory pressure) or /proc not read (no descriptors left):
+        # what is left must be stopped all the same, within what is left of the grace period
+        why = getattr(error, "strerror", None) or type(error).__name__
+        scope = _blind(group, f"cannot walk the process tree ({why})")
+        _finish(scope, stop_signal, started + grace, grace)
+    log.info(f"teardown: {signals.name(stop_signal)} to {scope.who(stop_signal)}; SIGKILL to "
+             f"{scope.who(signals.SIGKILL)}; done in {time.monotonic() - started:.3f} s")
+
+
+def _finish(scope: ProcessTree | Blind, stop_signal: int, deadline: float, grace: float) -> None:
+    """The stop signal until deadline, then KILL (bounded by grace where pyinit cannot see or
+    signal everything), then reap."""
+    _stop_all(scope, stop_signal, deadline)
     # Unbounded only when every process can be found and signalled: a process pyinit may not
     # signal can also hold, unreaped, children that die of the KILL without waking pyinit.
     bounded = not scope.complete or scope.denied
@@ -37,17 +52,19 @@ def run(stop_signal: int, grace: float, group: int) -> None:
             log.warning("exiting with processes left that " + (
                 "pyinit may not signal" if scope.denied else
                 "could not be found without /proc"))
-    log.info(f"teardown: {signals.name(stop_signal)} to {scope.who(stop_signal)}; SIGKILL to "
-             f"{scope.who(signals.SIGKILL)}; done in {time.monotonic() - started:.3f} s")
 
 
 def _scope(group: int) -> ProcessTree | Blind:
     """psutil's view when /proc shows pyinit's own PID namespace; otherwise signal blindly."""
-    if procfs.is_ours():
-        from pyinit.tree import ProcessTree
+    if not procfs.is_ours():
+        return _blind(group, "no /proc of this PID namespace")
+    from pyinit.tree import ProcessTree
 
-        return ProcessTree()
-    log.warning("no /proc of this PID namespace: tearing down "
+    return ProcessTree()
+
+
+def _blind(group: int, why: str) -> Blind:
+    log.warning(f"{why}: tearing down "
                 + ("every process (kill -1)" if os.getpid() == 1 else "the process group only"))
     return Blind(-1 if os.getpid() == 1 else -group)
 
