@@ -25,9 +25,10 @@ def run(stop_signal: int, grace: float, group: int) -> None:
     try:
         scope = _scope(group)
         _finish(scope, stop_signal, started + grace, grace)
-    except (ImportError, MemoryError, OSError) as error:
-        # psutil cannot be loaded (memory pressure) or /proc not read (no descriptors left):
-        # what is left must be stopped all the same, within what is left of the grace period
+    except (ImportError, MemoryError, SystemError, OSError) as error:
+        # psutil cannot be loaded (memory pressure; an allocation failing inside the import
+        # machinery can surface as SystemError) or /proc not read (no descriptors left): what
+        # is left must be stopped all the same, within what is left of the grace period
         why = getattr(error, "strerror", None) or type(error).__name__
         scope = _blind(group, f"cannot walk the process tree ({why})")
         _finish(scope, stop_signal, started + grace, grace)
