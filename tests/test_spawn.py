@@ -289,6 +289,10 @@ def test_job_control_under_an_interactive_shell(pyinit, start, mode):
         read_pty(master, b"started\r\n")
         pyinit_pid = run.pyinit_pid
         child = child_of(pyinit_pid)
+        # Ctrl-Z while sh is still vfork()ing sleep would leave sh in D state until its child
+        # execs, which the stop prevents: wait until sleep is running.
+        wait_for(lambda: [p.name() for p in psutil.Process(child).children()] == ["sleep"],
+                 what="sleep to run")
         os.write(master, b"\x1a")  # Ctrl-Z
         read_pty(master, b"Stopped")
         wait_for(lambda: state(pyinit_pid) == "T" and state(child) == "T",
