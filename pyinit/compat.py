@@ -92,12 +92,12 @@ def _tini(argv: list[str], environ: Mapping[str, str]) -> cli.Config:
         raise _Exit("", stdout=True)
     if "license" in options:
         raise _Exit(f"pyinit {__version__}: MIT License\n", stdout=True)
-    if not command:
-        raise cli.UsageError("no COMMAND given")
     expect = {cli.convert(cli.exit_code, text, "exit code") for text in
               options.get("expect-exit", ())}
     death = options.get("pdeathsig")
     pdeathsig = cli.convert(signals.parse, death[-1], "signal for -p") if death else 0
+    if not command:
+        raise cli.UsageError("no COMMAND given")
     verbosity = log.WARNING + len(options.get("verbose", ()))
     if "TINI_VERBOSITY" in environ:
         verbosity = _atoi(environ["TINI_VERBOSITY"])

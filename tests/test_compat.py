@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -240,3 +241,42 @@ def test_tini_pdeathsig(compat_links: Path, tmp_path: Path) -> None:
     script = f'("$0" -p SIGUSR1 -- sh -c \'{child}\' & sleep 0.5); sleep 2'
     run(["sh", "-c", script, str(compat_links / "tini")])
     assert mark.read_text() == "got\n"
+
+
+COMPAT_WORDS = {
+    "tini": ["-s", "-g", "-p", "-e", "-v", "-w", "-l", "-h", "--version", "--", "-vvw", "-e3",
+             "SIGKILL", "SIGUSR1", "KILL", "3", "256", "-1", "x", ""],
+    "dumb-init": ["-r", "--rewrite", "-c", "--single-child", "-v", "--verbose", "-h", "-V",
+                  "--", "-cv", "-r15:0", "--rewrite=1:2", "15:0", "0:1", "32:1", "1:32", ":",
+                  "x", ""],
+}
+
+
+@pytest.mark.parametrize("tool", ["tini", "dumb-init"])
+def test_fuzz_compat_command_lines(compat_links: Path, tool: str) -> None:
+    """Any mix of the tool's options and values: no traceback, the original's exit statuses
+    (0 help/version, 1 usage error in one line), or the child's 3 (127 if a word became the
+    command; PATH finds nothing)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    text = st.text(st.characters(blacklist_characters="\x00"), max_size=8)
+    words = st.one_of(st.sampled_from(COMPAT_WORDS[tool]), text)
+    unshare, *namespace = in_namespace([], "pid1")
+    unshare = shutil.which(unshare) or unshare  # the example's PATH finds nothing
+
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(options=st.lists(words, max_size=5), with_child=st.booleans())
+    def fuzz(options: list[str], with_child: bool) -> None:
+        argv = [str(compat_links / tool), *options]
+        argv += ["--", "/bin/sh", "-c", "exit 3"] if with_child else []
+        result = subprocess.run([unshare, *namespace, *argv], capture_output=True,
+                                timeout=20, env={"PATH": "/nonexistent"}, check=False)
+        err = result.stderr.decode(errors="replace")
+        assert "Traceback" not in err, err
+        assert result.returncode in {0, 1, 3, 126, 127}, (options, result.returncode, err)
+        if result.returncode == 1:
+            assert len(err.splitlines()) == 1, (options, err)
+
+    fuzz()
