@@ -10,6 +10,8 @@ storm N BATCH      print "ready", wait for a byte on stdin; make N double-forked
                    (intermediates of BATCH grandchildren each) that block on a pipe; print
                    "armed", wait for a byte; release them all at once (close the pipe), print
                    "start NS", wait for stdin EOF.
+crowd N CMD...     start N unrelated processes (/bin/sleep, capped at 20000), then exec CMD:
+                   as PID 1 of a namespace, a crowd that is nobody's descendant but CMD's.
 escape N           make N TERM-obeying escapees (/bin/sleep; half setsid'd children, half
                    double-forked daemons), print "pids P1 P2 ...", then "exit NS" and exit.
 """
@@ -20,6 +22,8 @@ import _signal
 import os
 import sys
 import time
+
+CROWD_CAP = 20000  # a fork loop always has a hard cap on this 2-core machine
 
 
 def _line(text: str) -> None:
@@ -100,7 +104,20 @@ def escape_mode(count: int) -> None:
     os._exit(0)  # the setsid'd children are still ours: exit without waiting
 
 
+def crowd_mode(count: int, command: list[str]) -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for _ in range(min(count, CROWD_CAP)):
+        if _fork() == 0:
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.execv("/bin/sleep", ["sleep", "3600"])
+    os.close(devnull)
+    os.execv(command[0], command)
+
+
 def main() -> None:
+    if sys.argv[1] == "crowd":
+        crowd_mode(int(sys.argv[2]), sys.argv[3:])
     mode, args = sys.argv[1], [int(arg) for arg in sys.argv[2:]]
     if mode == "signal":
         signal_mode()

@@ -82,6 +82,12 @@ def table(results: dict, columns: list[str]) -> str:
             row(f"teardown {size} escapees (not PID 1): median ms, left alive",
                 {n: f"{statistics.median(r['ms'] for r in v):.1f}, "
                     f"{max(r['left'] for r in v)} left" for n, v in data.items()})
+    for path, sizes in results.get("crowd", {}).items():
+        for size, data in sizes.items():
+            row(f"teardown 100 escapees among {size} unrelated processes, {path} path: "
+                "median ms, left alive",
+                {n: f"{statistics.median(r['ms'] for r in v):.1f}, "
+                    f"{max(r['left'] for r in v)} left" for n, v in data.items()})
 
     header = "| metric | " + " | ".join(columns) + " |"
     lines = [header, "|---|" + "---|" * len(columns)]

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from chart import chart
 from contenders import FLOOR, PYTHON, contenders, versions
+from crowd import bench_crowd
 from idle import bench_idle
 from processes import finish_all
 from report import document
@@ -39,6 +40,9 @@ from teardown import bench_teardown
 ROOT = Path(__file__).resolve().parent.parent
 
 
+CROWD_ESCAPEES = 100
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=40, help="start-up runs per init (40)")
@@ -48,8 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--storm-runs", type=int, default=3, help="runs per storm size (3)")
     parser.add_argument("--teardown", default="10,100", help="escapee counts (10,100)")
     parser.add_argument("--teardown-runs", type=int, default=5, help="runs per count (5)")
+    parser.add_argument("--crowd", default="0,5000",
+                        help="unrelated processes in the namespace during teardown (0,5000)")
+    parser.add_argument("--crowd-runs", type=int, default=3, help="runs per crowd size (3)")
     parser.add_argument("--skip", default="", help="comma list of: startup,idle,signals,"
-                        "storms,teardown")
+                        "storms,teardown,crowd")
     parser.add_argument("--results", type=Path, default=ROOT / "results",
                         help="where to write benchmark.md/.json/.png (results/)")
     parser.add_argument("--tiny", action="store_true",
@@ -58,6 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.tiny:
         args.runs, args.signals, args.idle = 3, 20, 0.5
         args.storm, args.storm_runs, args.teardown, args.teardown_runs = "50", 1, "3", 1
+        args.crowd, args.crowd_runs = "0,20", 1
     return args
 
 
@@ -76,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     config = {"runs": args.runs, "signals": args.signals, "idle": args.idle,
               "storm": args.storm, "storm_runs": args.storm_runs,
-              "teardown": args.teardown, "teardown_runs": args.teardown_runs}
+              "teardown": args.teardown, "teardown_runs": args.teardown_runs,
+              "crowd": args.crowd, "crowd_runs": args.crowd_runs}
     results: dict = {"config": config, "missing": missing, "versions": versions(),
                      "commands": {n: " ".join(p) for n, p in inits.items()},
                      "python": PYTHON, "kernel": platform.release(), "cpus": os.cpu_count()}
@@ -88,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             others, [int(s) for s in args.storm.split(",")], args.storm_runs)),
         ("teardown", lambda: bench_teardown(
             others, [int(s) for s in args.teardown.split(",")], args.teardown_runs)),
+        ("crowd", lambda: bench_crowd(
+            others, [int(s) for s in args.crowd.split(",")], CROWD_ESCAPEES, args.crowd_runs)),
     ]
     failed: list[str] = []
     for name, step in steps:

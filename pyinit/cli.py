@@ -39,18 +39,27 @@ options (environment variable in brackets; the command line wins):
   -v, --verbose          log lifecycle events (signals, reaped orphans) to stderr
                                                                            [PYINIT_VERBOSE]
   -q, --quiet            log errors only, no warnings                       [PYINIT_QUIET]
+      --log-format FORMAT  text (default) or json: one JSON object a line, with time, level,
+                         event and its fields (pid, command, signal, status)
+                                                                       [PYINIT_LOG_FORMAT]
+      --check [--json]   print what pyinit finds on this machine and will use (as one
+                         JSON object with --json); exit 1 if it cannot do its job here
       --version          print the version and exit
   -h, --help             print this help and exit
       --compat=TOOL      first argument only: take tini's or dumb-init's options instead
                          (also chosen by running pyinit as tini, docker-init or dumb-init)
 
 exit status: COMMAND's status; 128+N if it died from signal N; 0 for --expect-exit codes;
-2 usage error; 125 pyinit failed to start COMMAND; 126 COMMAND not executable; 127 not found.
+1 --check found pyinit cannot work here; 2 usage error; 125 pyinit failed to start COMMAND;
+126 COMMAND not executable; 127 not found.
 """
 
 _TAKES_VALUE = {"r": "rewrite", "t": "grace", "e": "expect-exit", "p": "pdeathsig"}
+_LONG_VALUES = {"log-format"}  # options that take a value and have no letter
 _FLAGS = {"c": "single-child", "v": "verbose", "q": "quiet", "h": "help"}
-_LONG = set(_TAKES_VALUE.values()) | set(_FLAGS.values()) | {"version"}
+_LONG = (set(_TAKES_VALUE.values()) | _LONG_VALUES | set(_FLAGS.values())
+         | {"version", "check", "json"})
+LOG_FORMATS = ("text", "json")
 
 
 class UsageError(Exception):
@@ -64,6 +73,7 @@ class Config:
         "command",
         "expect_exit",
         "grace",
+        "log_format",
         "new_session",
         "pdeathsig",
         "rewrites",
@@ -75,7 +85,7 @@ class Config:
 
     def __init__(self, command: list[str], rewrites: dict[int, int], single_child: bool,
                  grace: float, expect_exit: frozenset[int], pdeathsig: int,
-                 verbosity: int, *, new_session: bool = True,
+                 verbosity: int, log_format: str = "text", *, new_session: bool = True,
                  suspend_on: frozenset[int] | None = None, warn_reaped: bool = False) -> None:
         self.command = command
         self.rewrites = rewrites
@@ -84,6 +94,7 @@ class Config:
         self.expect_exit = expect_exit
         self.pdeathsig = pdeathsig
         self.verbosity = verbosity
+        self.log_format = log_format
         # False: the child stays in pyinit's session and process group (dumb-init -c)
         self.new_session = new_session
         # signals on which pyinit, after forwarding, stops itself (job control)
@@ -121,6 +132,14 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         if "version" in options:
             sys.stdout.write(f"pyinit {__version__}\n")
             raise SystemExit(0)
+        if "json" in options and "check" not in options:
+            raise UsageError("--json goes with --check")
+        if "check" in options:
+            if command:
+                raise UsageError("--check takes no COMMAND")
+            from pyinit import check
+
+            raise SystemExit(check.run("json" in options))
         if not command:
             raise UsageError("no COMMAND given")
         return _resolve(options, command, environ)
@@ -130,10 +149,11 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
 
 
 def split(argv: Sequence[str], takes_value: Mapping[str, str] = _TAKES_VALUE,
-           flags: Mapping[str, str] = _FLAGS, long: set[str] = _LONG,
-           ) -> tuple[dict[str, list[str]], list[str]]:
+          flags: Mapping[str, str] = _FLAGS, long: set[str] = _LONG,
+          long_values: set[str] = _LONG_VALUES) -> tuple[dict[str, list[str]], list[str]]:
     """Options (name -> values in order) and the command, which starts at the first non-option.
-    The tables (letter -> name, long names) default to pyinit's own; compat passes others."""
+    The tables (letter -> name, long names, long names taking a value) default to pyinit's
+    own; compat passes others."""
     options: dict[str, list[str]] = {}
     args = list(argv)
     while args and args[0].startswith("-") and args[0] != "-":
@@ -144,7 +164,7 @@ def split(argv: Sequence[str], takes_value: Mapping[str, str] = _TAKES_VALUE,
             key, has_value, value = arg[2:].partition("=")
             if key not in long:
                 raise UsageError(f"unknown option '{arg}'")
-            if key in takes_value.values():
+            if key in takes_value.values() or key in long_values:
                 if not has_value:
                     value = _next_value(args, arg)
                 options.setdefault(key, []).append(value)
@@ -201,7 +221,11 @@ def _resolve(options: dict[str, list[str]], command: list[str],
             verbosity = log.ERROR
 
     single = "single-child" in options or _flag(environ, "PYINIT_SINGLE_CHILD")
-    return Config(command, rewrites, single, grace, frozenset(expect), pdeathsig, verbosity)
+    log_format = (values("log-format") or ["text"])[-1].lower()
+    if log_format not in LOG_FORMATS:
+        raise UsageError(f"invalid log format '{log_format}': use text or json")
+    return Config(command, rewrites, single, grace, frozenset(expect), pdeathsig, verbosity,
+                  log_format)
 
 
 def grace(environ: Mapping[str, str]) -> float:

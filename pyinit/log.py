@@ -17,6 +17,8 @@ import os
 
 ERROR, WARNING, INFO = 0, 1, 2
 level = WARNING
+json_lines = False  # --log-format json: one JSON object a line, for log pipelines
+_LEVELS = ("error", "warning", "info")
 
 MAX_LINE = 4096  # PIPE_BUF: a pipe takes a write this size whole or not at all, never half
 _S_IFMT, _S_IFIFO, _S_IFCHR, _S_IFSOCK = 0o170000, 0o010000, 0o020000, 0o140000
@@ -40,8 +42,9 @@ def check_stderr() -> None:
         _fd = None
 
 
-def emit(at: int, message: str) -> None:
-    """Write one line now or drop it; never blocks, never raises."""
+def emit(at: int, message: str, event: str = "message", **fields: object) -> None:
+    """Write one line now or drop it; never blocks, never raises. event and fields (pid,
+    command, signal, status...) are what a JSON line carries besides the message."""
     global _dropped
     if at > level:
         return
@@ -50,10 +53,11 @@ def emit(at: int, message: str) -> None:
             _choose_fd()
         if _fd is None:
             return
-        if _dropped and _write(_fd, _line(f"{_dropped} earlier lines were dropped: stderr was "
-                                     "not writable")):
+        if _dropped and _write(_fd, _line(ERROR, f"{_dropped} earlier lines were dropped: "
+                                          "stderr was not writable", "dropped_lines",
+                                          {"count": _dropped})):
             _dropped = 0
-        if not _write(_fd, _line(message)):
+        if not _write(_fd, _line(at, message, event, fields)):
             _dropped += 1
     except (OSError, MemoryError):
         pass  # logging is never worth dying for
@@ -62,25 +66,45 @@ def emit(at: int, message: str) -> None:
 def report_dropped() -> None:
     """At exit: say how many lines were lost, if stderr takes this one."""
     if _dropped:
-        emit(ERROR, f"{_dropped} lines were dropped: stderr was not writable")
+        emit(ERROR, f"{_dropped} lines were dropped: stderr was not writable",
+             "dropped_lines", count=_dropped)
 
 
-def error(message: str) -> None:
-    emit(ERROR, message)
+def error(message: str, event: str = "error", **fields: object) -> None:
+    emit(ERROR, message, event, **fields)
 
 
-def warning(message: str) -> None:
-    emit(WARNING, message)
+def warning(message: str, event: str = "warning", **fields: object) -> None:
+    emit(WARNING, message, event, **fields)
 
 
-def info(message: str) -> None:
-    emit(INFO, message)
+def info(message: str, event: str = "message", **fields: object) -> None:
+    emit(INFO, message, event, **fields)
 
 
-def _line(message: str) -> bytes:
+def _line(at: int, message: str, event: str, fields: dict[str, object]) -> bytes:
+    if json_lines:
+        return _json_line(at, message, event, fields)
     data = f"pyinit: {message.translate(_ESCAPES)}".encode(errors="replace")
     if len(data) >= MAX_LINE:
         data = data[:MAX_LINE - 4] + b"..."
+    return data + b"\n"
+
+
+def _json_line(at: int, message: str, event: str, fields: dict[str, object]) -> bytes:
+    """JSON escapes control characters itself; long strings are cut so a line stays a line."""
+    import json
+    import time
+
+    now = time.time()
+    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+              + f".{int(now % 1 * 1000):03d}Z", "level": _LEVELS[at], "event": event,
+              "message": message, **fields}
+    data = json.dumps(record, ensure_ascii=False).encode(errors="backslashreplace")
+    if len(data) >= MAX_LINE:
+        record = {key: value[:512] + "..." if isinstance(value, str) and len(value) > 512
+                  else value for key, value in record.items()}
+        data = json.dumps(record, ensure_ascii=True).encode()[:MAX_LINE - 1]
     return data + b"\n"
 
 

@@ -32,3 +32,32 @@ def comm(pid: int) -> str:
     except OSError:
         return "?"
     return text[text.find(b"(") + 1:text.rfind(b")")].decode(errors="replace")
+
+
+def command_line(pid: int) -> str:
+    """What `ps` shows: the command line, or the name in brackets once it has none."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            words = cmdline.read().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return "?"
+    return b" ".join(words).decode(errors="replace") or f"[{comm(pid)}]"
+
+
+_STOPS = 1 << 18 | 1 << 19 | 1 << 20 | 1 << 21  # bits of STOP, TSTP, TTIN, TTOU in a mask
+
+
+def stopping(pid: int) -> bool:
+    """Stopped, or about to be: a stop signal sent just before (by the main child on its way
+    out, say) is still pending until the process next runs, and then it stops with the stop
+    signal pyinit sent it pending. Either way it needs SIGCONT to act on that."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            text = status.read()
+    except OSError:
+        return False
+    fields = dict(line.split(b":", 1) for line in text.splitlines() if b":" in line)
+    state = fields.get(b"State", b"").split()
+    if state and state[0] in (b"T", b"t"):
+        return True
+    return any(int(fields.get(key, b"0").strip(), 16) & _STOPS for key in (b"SigPnd", b"ShdPnd"))

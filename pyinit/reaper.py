@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 
-from pyinit import procfs
+from pyinit import log, procfs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,3 +50,27 @@ def exit_code(status: int) -> int:
     """A wait status as a shell would report it: the exit code, or 128+N for signal N."""
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
+
+
+class OrphanRate:
+    """Warns when orphans arrive faster than ORPHANS_PER_SECOND: a workload that leaks
+    processes (a daemon double-forking per request, a shell loop of background jobs). At most
+    one warning a minute, so the warning cannot become a flood of its own."""
+
+    ORPHANS_PER_SECOND = 100
+    QUIET_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self.window = self.warned = -self.QUIET_SECONDS
+        self.count = 0
+
+    def add(self, orphans: int) -> None:
+        now = time.monotonic()
+        if now - self.window >= 1.0:
+            self.window, self.count = now, 0
+        self.count += orphans
+        if self.count > self.ORPHANS_PER_SECOND and now - self.warned >= self.QUIET_SECONDS:
+            self.warned = now
+            log.warning(f"reaped {self.count} orphans within a second: the workload leaks "
+                        "processes (said at most once a minute; -v names each one)",
+                        "orphan_rate", count=self.count)

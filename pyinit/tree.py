@@ -11,10 +11,10 @@ import os
 
 import psutil
 
-from pyinit import log, signals
+from pyinit import log, probe, procfs, signals
 
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, ProcessLookupError)
-_STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+_PIDFD = probe.available("pidfd")  # the kernel's answer comes from trying, below
 
 
 class ProcessTree:
@@ -44,9 +44,14 @@ class ProcessTree:
                 continue
             if sent:
                 done[process] = about
-                if sig != signals.SIGKILL and _is_stopped(process):
+                if sig != signals.SIGKILL and procfs.stopping(process.pid):
                     _send(process, signals.SIGCONT)
         return any(process not in self.denied for process in alive)
+
+    mechanism = "process tree"
+
+    def count(self, sig: int) -> int | None:
+        return len(self.signalled.get(sig, {}))
 
     def who(self, sig: int) -> str:
         done = self.signalled.get(sig, {})
@@ -66,13 +71,6 @@ def _descendants() -> list[psutil.Process]:
     return alive
 
 
-def _is_stopped(process: psutil.Process) -> bool:
-    try:
-        return process.status() in _STOPPED
-    except _GONE:
-        return False
-
-
 def _describe(process: psutil.Process) -> str:
     try:
         return f"{process.pid} ({' '.join(process.cmdline()) or process.name()})"
@@ -84,6 +82,8 @@ def _send(process: psutil.Process, sig: int) -> bool:
     """Signal through a pidfd, after checking the pidfd holds the process that was scanned
     (same PID and start time); False when the process is already gone, PermissionError when
     pyinit may not signal it."""
+    if not _PIDFD:
+        return _kill(process, sig)
     try:
         pidfd = os.pidfd_open(process.pid)
     except ProcessLookupError:

@@ -7,8 +7,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import helpers
 import pytest
-from helpers import FROZEN, SOURCE, Running, tool_links
+from cgroups import cgroup2_mount, make_cgroup
+from helpers import FROZEN, SOURCE, Running, join_cgroup, tool_links
 
 if os.geteuid() != 0:
     pytest.exit("the tests need root: they create PID namespaces and containers", 2)
@@ -46,6 +48,47 @@ def start():
     for running in started:
         running.close()
 
+
+@pytest.fixture(params=["best", "cgroup", "fallbacks"])
+def teardown_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """For behavioural modules that must pass on every path (`usefixtures("teardown_path")`).
+
+    best: what pyinit picks here. On this kind of host (cgroup v1 controllers, tests in the root
+    cgroup) that is the v1 pids hierarchy as PID 1 of a test namespace (its root cgroup lists
+    only the namespace's processes, so pyinit is alone in it) and the process tree as a
+    subreaper (the namespace's PID 1 shares the cgroup). cgroup: pyinit alone in a cgroup2
+    directory of its own. fallbacks: no pidfd, no cgroups, and no subreaper where pyinit is
+    PID 1 (PYINIT_TEST_DISABLE).
+    """
+    if request.param == "cgroup":
+        if cgroup2_mount() is None:
+            pytest.skip("no cgroup2 mount")
+        with make_cgroup() as directory:
+            monkeypatch.setattr(helpers, "JOIN", join_cgroup(directory))
+            yield
+        return
+    if request.param == "fallbacks":
+        disabled = ["pidfd", "cgroup2", "cgroup1"]
+        if request.node.callspec.params.get("role") == "pid1":
+            disabled.append("subreaper")
+        monkeypatch.setenv("PYINIT_TEST_DISABLE", ",".join(disabled))
+    yield
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The other paths run each behavioural test from source only: the frozen bundle runs the
+    same Python, and the suite's time matters."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        params = params.params if params else {}
+        if params.get("teardown_path", "best") != "best" and params.get("pyinit") != "source":
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(params=["source", "frozen"])

@@ -18,6 +18,13 @@ NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
 # As a subreaper: a plain shell is PID 1 of the namespace and pyinit is its child.
 BELOW_SHELL = ["/bin/sh", "-c", '"$@"; exit $?', "sh"]
 TIMEOUT = 30
+# Put in front of pyinit's command by the `path` fixture: a wrapper that moves pyinit into a
+# cgroup of its own before exec'ing it, so pyinit is alone there and takes the cgroup path.
+JOIN: list[str] = []
+
+
+def join_cgroup(directory: str) -> list[str]:
+    return ["/bin/sh", "-c", f'echo $$ > {directory}/cgroup.procs && exec "$@"', "sh"]
 
 
 ORIGINALS = {"tini": "/usr/bin/tini", "docker-init": "/usr/bin/tini",
@@ -41,7 +48,7 @@ def tool_links(kind: str, directory: Path) -> Path:
 
 def in_namespace(command: list[str], role: str) -> list[str]:
     """command run as PID 1 of a fresh PID namespace, or as a child of that namespace's PID 1."""
-    return NAMESPACE + (BELOW_SHELL if role == "subreaper" else []) + command
+    return NAMESPACE + (BELOW_SHELL if role == "subreaper" else []) + JOIN + command
 
 
 class Running:
@@ -127,7 +134,7 @@ AUDIT_SHELL = [
 def in_namespace_audited(command: list[str], role: str) -> list[str]:
     """Like in_namespace; as subreaper, PID 1 reports what outlived pyinit (see AUDIT_SHELL).
     As PID 1 the kernel kills the rest when pyinit exits, so tests check markers instead."""
-    return NAMESPACE + (AUDIT_SHELL if role == "subreaper" else []) + command
+    return NAMESPACE + (AUDIT_SHELL if role == "subreaper" else []) + JOIN + command
 
 
 def survivors(stderr: bytes) -> list[str]:

@@ -13,6 +13,8 @@ import psutil
 import pytest
 from helpers import NAMESPACE, TIMEOUT, alive, find_pyinit, in_namespace, read_line, wait_for
 
+pytestmark = pytest.mark.usefixtures("teardown_path")  # every teardown path: see conftest
+
 
 @pytest.mark.parametrize(("script", "status"), [
     ("exit 0", 0), ("exit 1", 1), ("exit 42", 42), ("exit 255", 255),

@@ -22,6 +22,8 @@ from helpers import (
     wait_for,
 )
 
+pytestmark = pytest.mark.usefixtures("teardown_path")  # every teardown path: see conftest
+
 # A child that reports every signal it gets, one line each: "<tag> got <number>". With the
 # argument "grandchild" it forks first, and both processes (same process group) report.
 REPORTER = r"""

@@ -22,11 +22,14 @@ from hypothesis import strategies as st
 CHILD = ["--", "/bin/sh", "-c", "exit 3"]
 MEANINGFUL = {0, 2, 3, 126, 127}
 VARIABLES = ["PYINIT_REWRITE", "PYINIT_SINGLE_CHILD", "PYINIT_GRACE", "PYINIT_EXPECT_EXIT",
-             "PYINIT_PDEATHSIG", "PYINIT_VERBOSE", "PYINIT_QUIET"]
+             "PYINIT_PDEATHSIG", "PYINIT_VERBOSE", "PYINIT_QUIET", "PYINIT_LOG_FORMAT",
+             "PYINIT_TEST_DISABLE"]
 OPTIONS = ["-r", "--rewrite", "-c", "--single-child", "-t", "--grace", "-e", "--expect-exit",
            "-p", "--pdeathsig", "-v", "--verbose", "-q", "--quiet", "--version", "-h", "--help",
-           "--", "-", "-cv", "-vvq", "--grace=", "--rewrite=", "-t0", "-rTERM:0"]
-VALUES = ["TERM", "SIGKILL", "hup:int", "RTMIN+3", "RTMAX-100", "0", "1", "64", "65", "-1",
+           "--", "-", "-cv", "-vvq", "--grace=", "--rewrite=", "-t0", "-rTERM:0", "--check",
+           "--json", "--log-format", "--log-format=json", "--log-format=text"]
+VALUES = ["json", "text", "pidfd,subreaper,cgroup2,cgroup1",
+          "TERM", "SIGKILL", "hup:int", "RTMIN+3", "RTMAX-100", "0", "1", "64", "65", "-1",
           "9:0", "CHLD:TERM", "TERM:", ":", "nan", "inf", "-0.5", "1e309", "0x10", "٣", "3,4",
           "9" * 400, "a" * 70000]
 

@@ -3,6 +3,7 @@ rewritten, orphan reaped with PID and name, teardown summary); by default pyinit
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -74,3 +75,50 @@ def test_quiet_still_reports_errors(pyinit, start):
     _, err = run.communicate()
     assert run.proc.returncode == 127
     assert b"pyinit-no-such-command" in err
+
+
+def test_json_lines(pyinit, start):
+    """--log-format json: one object a line with time, level, event and the event's fields; a
+    command line with a newline stays inside its string (no forged line)."""
+    run = start(in_namespace([*pyinit, "-v", "--log-format", "json", "--", "sh", "-c",
+                              "sh -c 'sleep 0 &'; setsid sleep 1000 & exit 5", "x\ny"], "pid1"))
+    _, err = run.communicate()
+    assert run.proc.returncode == 5
+    records = [json.loads(line) for line in err.decode().splitlines()]
+    events = [record["event"] for record in records]
+    assert events[0] == "started" and "exited" in events and events[-1] == "teardown"
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["time"])
+               for record in records)
+    started = records[0]
+    assert started["level"] == "info" and started["command"].endswith("x\ny")
+    exited = next(record for record in records if record["event"] == "exited")
+    assert exited["status"] == 5 and exited["pid"] == started["pid"]
+    assert any(record["event"] == "reaped" and record["command"] == "sleep"
+               and record["status"] == 0 for record in records)
+    teardown = records[-1]
+    assert teardown["signal"] == "SIGTERM" and teardown["stopped"] == 1
+    assert teardown["killed"] == 0 and teardown["seconds"] >= 0 and teardown["mechanism"]
+
+
+def test_json_from_the_environment_and_bad_format(pyinit, start):
+    run = start(in_namespace([*pyinit, "-v", "--", "true"], "pid1"),
+                env={**os.environ, "PYINIT_LOG_FORMAT": "JSON"})
+    _, err = run.communicate()
+    assert [json.loads(line)["event"] for line in err.decode().splitlines()] == [
+        "started", "exited"]
+    bad = subprocess.run([*pyinit, "--log-format", "xml", "--", "true"], capture_output=True,
+                         timeout=TIMEOUT)
+    assert bad.returncode == 2
+    assert bad.stderr.decode().splitlines() == [
+        "pyinit: invalid log format 'xml': use text or json (see 'pyinit --help')"]
+
+
+def test_orphan_rate_warning_once(pyinit, start):
+    """More than 100 orphans a second is a leaking workload: one warning (rate-limited), even
+    at the default level."""
+    storm = "i=0; while [ $i -lt 400 ]; do sh -c 'sleep 0 &'; i=$((i+1)); done; exit 0"
+    run = start(in_namespace([*pyinit, "--", "sh", "-c", storm], "pid1"))
+    _, err = run.communicate(timeout=120)
+    assert run.proc.returncode == 0
+    lines = err.decode().splitlines()
+    assert len(lines) == 1 and "orphans within a second: the workload leaks processes" in lines[0]

@@ -21,6 +21,8 @@ from helpers import (
     zombies,
 )
 
+pytestmark = pytest.mark.usefixtures("teardown_path")  # every teardown path: see conftest
+
 ORPHANS = 3000
 # Each iteration: a subshell forks `:` into the background and exits, so `:` is an orphan
 # (re-parented to pyinit, as PID 1 or as subreaper). Two cheap dash forks, no exec.

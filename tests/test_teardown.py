@@ -25,14 +25,20 @@ from helpers import (
     wait_for,
 )
 
-# An escapee: handles the stop signal by writing a marker (slowly when asked), reports ready.
+pytestmark = pytest.mark.usefixtures("teardown_path")  # every teardown path: see conftest
+
+# An escapee: handles the stop signal by writing a marker (slowly when asked), reports ready
+# once its own child runs sleep (a TERM that lands between that child's fork and its exec would
+# run this shell's trap in it and be lost; teardown on the cgroup path is that fast).
 ESCAPEE = r"""
 F=$1 delay=${2:-0}
 exec 2>/dev/null  # no "Terminated" from this shell about its sleep: stderr is pyinit's to check
 trap 'sleep $delay; echo "term $$" >> "$F"; exit 0' TERM
 trap 'echo "usr1 $$" >> "$F"; exit 0' USR1
+sleep 1000 &
+until [ "$(cat /proc/$!/comm 2>/dev/null)" = sleep ]; do sleep 0.01; done
 echo "ready $$" >> "$F"
-sleep 1000 & wait
+wait
 """
 
 # The main child: leaves a setsid'd child, a double-forked daemon and a background child,
@@ -125,10 +131,11 @@ def test_stopped_descendants_go_at_once(pyinit, role, start, scripts):
               f'sh {escapee} {marker} & E=$!; '
               f'until grep -q ready {marker}; do sleep 0.02; done; kill -STOP $E; exit 4')
     began = time.monotonic()
-    run = start(in_namespace_audited([*pyinit, "-t", "20", "--", "sh", "-c", script], role))
+    run = start(in_namespace_audited([*pyinit, "-t", "20", "--", "sh", "-c", script], role),
+                env={**os.environ, "PYINIT_VERBOSE": "1"})
     _, err = run.communicate()
     assert run.proc.returncode == 4
-    assert time.monotonic() - began < 10
+    assert time.monotonic() - began < 10, err
     assert pids(marker, "term") == pids(marker, "ready")  # the stopped handler ran
     assert survivors(err) == []
 
