@@ -58,18 +58,20 @@ class CgroupScope:
             identity = _identity(pid)
             if identity is None or identity in self.denied:
                 continue
-            left = True
             if identity in done:
+                left = True
                 continue
             try:
-                if self._send(pid, identity, sig):
-                    done[identity] = (f"{pid} ({procfs.command_line(pid)})"
-                                      if log.level >= log.INFO else "")
-                    if sig != signals.SIGKILL and procfs.stopping(pid):
-                        self._send(pid, identity, signals.SIGCONT)
-            except PermissionError:
+                if not self._send(pid, identity, sig):
+                    continue  # gone meanwhile
+            except PermissionError:  # nothing to wait for: the caller bounds what is left
                 self.denied.add(identity)
                 log.warning(f"cannot signal {pid} ({procfs.comm(pid)}): permission denied")
+                continue
+            left = True
+            done[identity] = f"{pid} ({procfs.command_line(pid)})" if log.level >= log.INFO else ""
+            if sig != signals.SIGKILL and procfs.stopping(pid):
+                self._send(pid, identity, signals.SIGCONT)
         return left
 
     @property

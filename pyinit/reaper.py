@@ -53,24 +53,24 @@ def exit_code(status: int) -> int:
 
 
 class OrphanRate:
-    """Warns when orphans arrive faster than ORPHANS_PER_SECOND: a workload that leaks
-    processes (a daemon double-forking per request, a shell loop of background jobs). At most
-    one warning a minute, so the warning cannot become a flood of its own."""
+    """Warns when orphans keep arriving faster than ORPHANS / SECONDS: a workload that leaks
+    processes (a daemon double-forking per request, a loop of background jobs). A burst, such as
+    a script's few hundred subshells, says nothing. At most one warning per QUIET seconds, so the
+    warning cannot become a flood of its own."""
 
-    ORPHANS_PER_SECOND = 100
-    QUIET_SECONDS = 60.0
+    ORPHANS, SECONDS, QUIET = 1000, 10.0, 60.0
 
     def __init__(self) -> None:
-        self.window = self.warned = -self.QUIET_SECONDS
+        self.window = self.warned = -self.QUIET
         self.count = 0
 
     def add(self, orphans: int) -> None:
         now = time.monotonic()
-        if now - self.window >= 1.0:
+        if now - self.window >= self.SECONDS:
             self.window, self.count = now, 0
         self.count += orphans
-        if self.count > self.ORPHANS_PER_SECOND and now - self.warned >= self.QUIET_SECONDS:
+        if self.count > self.ORPHANS and now - self.warned >= self.QUIET:
             self.warned = now
-            log.warning(f"reaped {self.count} orphans within a second: the workload leaks "
-                        "processes (said at most once a minute; -v names each one)",
+            log.warning(f"reaped {self.count} orphans within {now - self.window:.1f} s: the "
+                        "workload leaks processes (said at most once a minute; -v names each one)",
                         "orphan_rate", count=self.count)

@@ -114,11 +114,11 @@ def test_json_from_the_environment_and_bad_format(pyinit, start):
 
 
 def test_orphan_rate_warning_once(pyinit, start):
-    """More than 100 orphans a second is a leaking workload: one warning (rate-limited), even
-    at the default level."""
-    storm = "i=0; while [ $i -lt 400 ]; do sh -c 'sleep 0 &'; i=$((i+1)); done; exit 0"
+    """More than 1000 orphans within 10 s is a leaking workload: one warning (rate-limited),
+    even at the default level; a burst of a few hundred says nothing (test_unprivileged)."""
+    storm = "i=0; while [ $i -lt 2500 ]; do (: &); i=$((i+1)); done; exit 0"
     run = start(in_namespace([*pyinit, "--", "sh", "-c", storm], "pid1"))
     _, err = run.communicate(timeout=120)
     assert run.proc.returncode == 0
     lines = err.decode().splitlines()
-    assert len(lines) == 1 and "orphans within a second: the workload leaks processes" in lines[0]
+    assert len(lines) == 1 and "the workload leaks processes" in lines[0], lines

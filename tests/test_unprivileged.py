@@ -114,7 +114,7 @@ def test_teardown_with_a_descendant_pyinit_may_not_signal(pyinit, role, start, s
     escapee = BECOME_ROOT + "time.sleep(1000)"
     script = f"({shlex.quote(setuid_python)} -c {shlex.quote(escapee)} &); read line; exit 3"
     run = start(in_namespace_audited([*NOBODY, *pyinit, "-t", "20", "--", "sh", "-c", script],
-                                     role))
+                                     role), stdin=subprocess.PIPE)  # `read line` waits for us
     try:
         assert read_line(run.proc.stdout) == b"ready\n"
         began = time.monotonic()
