@@ -46,6 +46,8 @@ options (environment variable in brackets; the command line wins):
                          JSON object with --json); exit 1 if it cannot do its job here
       --version          print the version and exit
   -h, --help             print this help and exit
+      --compat=TOOL      first argument only: take tini's or dumb-init's options instead
+                         (also chosen by running pyinit as tini, docker-init or dumb-init)
 
 exit status: COMMAND's status; 128+N if it died from signal N; 0 for --expect-exit codes;
 1 --check found pyinit cannot work here; 2 usage error; 125 pyinit failed to start COMMAND;
@@ -72,29 +74,58 @@ class Config:
         "expect_exit",
         "grace",
         "log_format",
+        "new_session",
         "pdeathsig",
         "rewrites",
         "single_child",
+        "suspend_on",
         "verbosity",
+        "warn_reaped",
     )
 
     def __init__(self, command: list[str], rewrites: dict[int, int], single_child: bool,
                  grace: float, expect_exit: frozenset[int], pdeathsig: int,
-                 verbosity: int, log_format: str = "text") -> None:
+                 verbosity: int, log_format: str = "text", *, new_session: bool = True,
+                 suspend_on: frozenset[int] | None = None, warn_reaped: bool = False) -> None:
         self.command = command
         self.rewrites = rewrites
-        self.single_child = single_child
+        self.single_child = single_child  # forward to the child only, not its process group
         self.grace = grace
         self.expect_exit = expect_exit
         self.pdeathsig = pdeathsig
         self.verbosity = verbosity
         self.log_format = log_format
+        # False: the child stays in pyinit's session and process group (dumb-init -c)
+        self.new_session = new_session
+        # signals on which pyinit, after forwarding, stops itself (job control)
+        self.suspend_on = signals.suspending(rewrites) if suspend_on is None else suspend_on
+        self.warn_reaped = warn_reaped  # a warning per reaped orphan (tini -w)
+
+
+def configure(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
+    """pyinit's own command line, or tini's / dumb-init's when pyinit runs under one of their
+    names (a link called tini, docker-init or dumb-init) or with --compat=NAME first."""
+    tool = COMPAT_NAMES.get(argv[0].rpartition("/")[2]) if argv else None
+    args = list(argv[1:])
+    if tool is None and args and args[0].startswith("--compat"):
+        key, _, tool = args.pop(0).partition("=")
+        if key != "--compat" or tool not in COMPAT_NAMES.values():
+            log.error(f"invalid --compat '{tool}': use --compat=tini or --compat=dumb-init")
+            raise SystemExit(USAGE_ERROR)
+    if tool is None:
+        return parse(args, environ)
+    from pyinit import compat  # only then: pyinit's own start-up does not pay for it
+
+    return compat.parse(tool, args, environ)
+
+
+COMPAT_NAMES = {"tini": "tini", "docker-init": "tini", "dumb-init": "dumb-init"}
 
 
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     """Parse or exit: 0 after --help/--version, 2 after a usage error."""
     try:
-        options, command = _split(argv)
+        options, command = split(argv)
         if "help" in options:
             sys.stdout.write(HELP)
             raise SystemExit(0)
@@ -117,8 +148,12 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         raise SystemExit(USAGE_ERROR) from None
 
 
-def _split(argv: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """Options (name -> values in order) and the command, which starts at the first non-option."""
+def split(argv: Sequence[str], takes_value: Mapping[str, str] = _TAKES_VALUE,
+          flags: Mapping[str, str] = _FLAGS, long: set[str] = _LONG,
+          long_values: set[str] = _LONG_VALUES) -> tuple[dict[str, list[str]], list[str]]:
+    """Options (name -> values in order) and the command, which starts at the first non-option.
+    The tables (letter -> name, long names, long names taking a value) default to pyinit's
+    own; compat passes others."""
     options: dict[str, list[str]] = {}
     args = list(argv)
     while args and args[0].startswith("-") and args[0] != "-":
@@ -127,9 +162,9 @@ def _split(argv: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
             break
         if arg.startswith("--"):
             key, has_value, value = arg[2:].partition("=")
-            if key not in _LONG:
+            if key not in long:
                 raise UsageError(f"unknown option '{arg}'")
-            if key in _TAKES_VALUE.values() or key in _LONG_VALUES:
+            if key in takes_value.values() or key in long_values:
                 if not has_value:
                     value = _next_value(args, arg)
                 options.setdefault(key, []).append(value)
@@ -141,11 +176,11 @@ def _split(argv: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
         letters = arg[1:]
         while letters:
             letter, letters = letters[0], letters[1:]
-            if letter in _FLAGS:
-                options.setdefault(_FLAGS[letter], []).append("")
-            elif letter in _TAKES_VALUE:
+            if letter in flags:
+                options.setdefault(flags[letter], []).append("")
+            elif letter in takes_value:
                 value = letters or _next_value(args, f"-{letter}")
-                options.setdefault(_TAKES_VALUE[letter], []).append(value)
+                options.setdefault(takes_value[letter], []).append(value)
                 letters = ""
             else:
                 raise UsageError(f"unknown option '-{letter}'")
@@ -168,22 +203,19 @@ def _resolve(options: dict[str, list[str]], command: list[str],
 
     rewrites = dict(signals.DEFAULT_REWRITES)
     for text in values("rewrite"):
-        rewrites.update([_convert(signals.parse_rewrite, text, "signal rewrite (FROM:TO)")])
+        rewrites.update([convert(signals.parse_rewrite, text, "signal rewrite (FROM:TO)")])
 
-    grace_text = values("grace")
-    grace = _convert(float, grace_text[-1], "grace period") if grace_text else 5.0
-    if grace < 0 or not math.isfinite(grace):
-        raise UsageError(f"invalid grace period '{grace_text[-1]}': must be >= 0 seconds")
+    grace = _grace(values("grace"))
 
-    expect = {_convert(_exit_code, text, "exit code") for text in values("expect-exit")}
+    expect = {convert(exit_code, text, "exit code") for text in values("expect-exit")}
 
     death_text = values("pdeathsig")
-    pdeathsig = _convert(signals.parse, death_text[-1], "signal") if death_text else 0
+    pdeathsig = convert(signals.parse, death_text[-1], "signal") if death_text else 0
 
     if "verbose" in options or "quiet" in options:
         verbosity = 0 if "quiet" in options else log.WARNING + len(options.get("verbose", ()))
     else:
-        verbosity = log.WARNING + _convert(_level, environ.get("PYINIT_VERBOSE") or "0",
+        verbosity = log.WARNING + convert(_level, environ.get("PYINIT_VERBOSE") or "0",
                                            "PYINIT_VERBOSE level")
         if _flag(environ, "PYINIT_QUIET"):
             verbosity = log.ERROR
@@ -196,7 +228,19 @@ def _resolve(options: dict[str, list[str]], command: list[str],
                   log_format)
 
 
-def _exit_code(text: str) -> int:
+def grace(environ: Mapping[str, str]) -> float:
+    """PYINIT_GRACE alone: what the compat command lines use, having no option for it."""
+    return _grace(environ.get("PYINIT_GRACE", "").split())
+
+
+def _grace(texts: list[str]) -> float:
+    value = convert(float, texts[-1], "grace period") if texts else 5.0
+    if value < 0 or not math.isfinite(value):
+        raise UsageError(f"invalid grace period '{texts[-1]}': must be >= 0 seconds")
+    return value
+
+
+def exit_code(text: str) -> int:
     code = int(text)
     if not 0 <= code <= 255:
         raise ValueError(text)
@@ -214,7 +258,7 @@ def _level(text: str) -> int:
     return level
 
 
-def _convert(convert: Callable[[str], T], text: str, what: str) -> T:
+def convert(convert: Callable[[str], T], text: str, what: str) -> T:
     try:
         return convert(text)
     except ValueError:

@@ -21,13 +21,14 @@ def run() -> None:
     """The command's entry point. Exits without interpreter finalization: tearing down the
     modules costs ~3 ms on every container start and nothing is left to flush (pyinit's own
     lines go straight to fd 2)."""
-    os._exit(main(sys.argv[1:]))
+    os._exit(main(sys.argv))
 
 
 def main(argv: list[str]) -> int:
+    """argv as the process got it: argv[0] chooses pyinit's own options or tini's/dumb-init's."""
     original_mask = signals.block()  # first: from here on no signal is lost or fatal
     log.check_stderr()  # before pyinit opens anything that could land on a closed fd 2
-    config = cli.parse(argv, os.environ)
+    config = cli.configure(argv, os.environ)
     log.level = config.verbosity
     log.json_lines = config.log_format == "json"
     environ.restore()
@@ -36,9 +37,10 @@ def main(argv: list[str]) -> int:
     chld_ignored = _signal.getsignal(signals.SIGCHLD) == _signal.SIG_IGN
     _signal.signal(signals.SIGCHLD, _signal.SIG_DFL)  # an ignored SIGCHLD would auto-reap
     claimed = cgroup.claim()  # before the child exists: alone in it, or not ours to answer for
-    tty = spawn.release_terminal()
+    tty = config.new_session and spawn.release_terminal()
     try:
-        child = spawn.start(config.command, original_mask, tty, chld_ignored)
+        child = spawn.start(config.command, original_mask, tty, chld_ignored,
+                            config.new_session)
     except spawn.SpawnError as error:
         log.error(str(error), "spawn_failed", command=" ".join(config.command),
                   status=error.status)
@@ -87,6 +89,11 @@ def _forward_until_exit(child: int, config: cli.Config) -> int:
         sig = signals.wait()
         if sig != signals.SIGCHLD:
             _forward(sig, target, config.rewrites)
+            if sig in config.suspend_on and os.getpid() != 1:
+                # Like dumb-init: stop with the child, so the shell that sent the job-control
+                # signal sees pyinit stopped too; its SIGCONT then resumes pyinit and is
+                # forwarded.
+                os.kill(os.getpid(), signals.SIGSTOP)
             if not signals.take(signals.SIGCHLD):
                 continue
         main_status = None
@@ -96,7 +103,9 @@ def _forward_until_exit(child: int, config: cli.Config) -> int:
                 main_status = status
                 continue
             orphans += 1
-            if describe:  # storms reap thousands: build no message nobody reads
+            if config.warn_reaped:  # worded as tini -w words it, for whoever greps for it
+                log.warning(f"Reaped zombie process with pid={pid}", "reaped", pid=pid)
+            elif describe:  # storms reap thousands: build no message nobody reads
                 code = reaper.exit_code(status)
                 log.info(f"reaped orphan {pid} ({name}): exit {code}", "reaped", pid=pid,
                          command=name, status=code)
@@ -127,7 +136,3 @@ def _forward(sig: int, target: int, rewrites: dict[int, int]) -> None:
     else:
         log.info(f"rewrote {signals.name(sig)} to {signals.name(sent)} for {whom}", "forwarded",
                  signal=signals.name(sent), received=signals.name(sig), pid=target)
-    if sent == signals.SIGSTOP and sig in signals.JOB_CONTROL and os.getpid() != 1:
-        # Like dumb-init: stop with the child, so the shell that sent the job-control signal
-        # sees pyinit stopped too; its SIGCONT then resumes pyinit and is forwarded.
-        os.kill(os.getpid(), signals.SIGSTOP)

@@ -25,6 +25,12 @@ RTMAX: int = _signal.SIGRTMAX
 JOB_CONTROL = frozenset({_signal.SIGTSTP, _signal.SIGTTIN, _signal.SIGTTOU})
 DEFAULT_REWRITES = {sig: SIGSTOP for sig in JOB_CONTROL}
 
+
+def suspending(rewrites: dict[int, int]) -> frozenset[int]:
+    """The job-control signals that reach the child as SIGSTOP: on those pyinit stops itself
+    too, so the shell that sent one sees the whole job stopped."""
+    return frozenset(sig for sig in JOB_CONTROL if rewrites.get(sig) == SIGSTOP)
+
 # Everything that can be caught: sigfillset() minus KILL and STOP (glibc already leaves out the
 # two real-time signals it reserves). Blocked and collected with sigwaitinfo, never handled.
 HANDLED = frozenset(_signal.valid_signals()) - {SIGKILL, SIGSTOP}

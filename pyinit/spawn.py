@@ -50,19 +50,26 @@ def release_terminal() -> bool:
     return True
 
 
-def start(command: list[str], mask: set[int], tty: bool, chld_ignored: bool) -> int:
-    """Fork and exec COMMAND; its PID, or SpawnError (after reaping the failed child)."""
+def start(command: list[str], mask: set[int], tty: bool, chld_ignored: bool,
+          new_session: bool = True) -> int:
+    """Fork and exec COMMAND; its PID, or SpawnError (after reaping the failed child).
+    Without new_session the child stays in pyinit's session and process group, terminal
+    included (dumb-init's no-setsid mode: the shell's job control sees one job)."""
     candidates = _search_path(command[0])
     read_end, write_end = _error_pipe()
+    home = _leave_directory()
     try:
         pid = os.fork()
     except OSError as error:
-        os.close(read_end)
-        os.close(write_end)
+        for fd in (read_end, write_end, home):
+            if fd is not None:
+                os.close(fd)
         raise SpawnError(f"cannot fork: {error.strerror}", CANNOT_START) from None
     if pid == 0:
-        _exec_child(candidates, command, mask, tty, chld_ignored, write_end)
+        _exec_child(candidates, command, mask, tty, chld_ignored, new_session, home, write_end)
     os.close(write_end)
+    if home is not None:
+        os.close(home)
     with open(read_end, "rb") as pipe:
         report = pipe.read()
     if not report:
@@ -71,6 +78,22 @@ def start(command: list[str], mask: set[int], tty: bool, chld_ignored: bool) -> 
     code = int(report)
     status = NOT_FOUND if code in (errno.ENOENT, errno.ENOTDIR) else NOT_EXECUTABLE
     raise SpawnError(f"cannot execute '{command[0]}': {os.strerror(code)}", status)
+
+
+def _leave_directory() -> int | None:
+    """Move pyinit to / so it never keeps a mount busy (as dumb-init does); the child goes back
+    to the starting directory through the returned fd before exec. Done before fork, so the
+    child can never see pyinit still in the starting directory."""
+    try:
+        home = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None  # nothing to go back to: stay where we are
+    try:
+        os.chdir("/")
+    except OSError:
+        os.close(home)
+        return None
+    return home
 
 
 def _error_pipe() -> tuple[int, int]:
@@ -102,11 +125,15 @@ def _search_path(name: str) -> list[str]:
 
 
 def _exec_child(candidates: list[str], command: list[str], mask: set[int], tty: bool,
-                chld_ignored: bool, error_pipe: int) -> None:
+                chld_ignored: bool, new_session: bool, home: int | None,
+                error_pipe: int) -> None:
     """In the forked child: never returns, never runs Python's exit handlers."""
     code = 0
     try:
-        os.setsid()
+        if home is not None:
+            os.fchdir(home)
+        if new_session:
+            os.setsid()
         if tty:
             _take_terminal()
         # Python ignores PIPE and XFSZ at start-up; everything else the child inherits as pyinit

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import helpers
 import pytest
 from cgroups import cgroup2_mount, make_cgroup
 from containers import Container
-from helpers import FROZEN, SOURCE, Running, join_cgroup, require_single
+from helpers import FROZEN, SOURCE, Running, join_cgroup, require_single, tool_links
 
 if os.geteuid() != 0:
     pytest.exit("the tests need root: they create PID namespaces and containers", 2)
@@ -107,3 +108,9 @@ def container(images):
     yield _make
     for each in reversed(made):
         each.delete()
+
+
+@pytest.fixture(params=["source", "frozen", "single"])
+def compat_links(request: pytest.FixtureRequest, tmp_path_factory) -> Path:
+    """A directory with tini, docker-init and dumb-init running pyinit (helpers.tool_links)."""
+    return tool_links(request.param, tmp_path_factory.mktemp("links"))

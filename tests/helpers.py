@@ -33,6 +33,26 @@ def join_cgroup(directory: str) -> list[str]:
     return ["/bin/sh", "-c", f'echo $$ > {directory}/cgroup.procs && exec "$@"', "sh"]
 
 
+ORIGINALS = {"tini": "/usr/bin/tini", "docker-init": "/usr/bin/tini",
+             "dumb-init": "/usr/bin/dumb-init"}
+
+
+def tool_links(kind: str, directory: Path) -> Path:
+    """directory, holding tini, docker-init and dumb-init: links to the venv's pyinit
+    ("source"), the frozen bundle's own links ("frozen", so the shipped links are what is
+    tested), the single file ("single": what an engine bind-mounts as /sbin/docker-init), or
+    Debian's tini and dumb-init ("original"). Skips when one is missing."""
+    import pytest
+
+    for name, original in ORIGINALS.items():
+        target = {"source": ROOT / ".venv" / "bin" / "pyinit", "frozen": FROZEN.parent / name,
+                  "single": SINGLE, "original": Path(original)}[kind]
+        if not os.access(target, os.X_OK):
+            pytest.skip(f"no {target} (scripts/setup and scripts/build make it)")
+        (directory / name).symlink_to(target)
+    return directory
+
+
 def in_namespace(command: list[str], role: str) -> list[str]:
     """command run as PID 1 of a fresh PID namespace, or as a child of that namespace's PID 1."""
     return NAMESPACE + (BELOW_SHELL if role == "subreaper" else []) + JOIN + command

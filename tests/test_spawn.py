@@ -272,10 +272,12 @@ def test_fork_failure_is_125(pyinit, role, start):
         kill_namespace(run)  # setpriv cleared the parent-death signal --kill-child relies on
 
 
-def test_job_control_under_an_interactive_shell(pyinit, start):
+@pytest.mark.parametrize("mode", [[], ["--compat=dumb-init", "-c"]], ids=["own", "dumb-init-c"])
+def test_job_control_under_an_interactive_shell(pyinit, start, mode):
     """pyinit as a job of an interactive bash (not a session leader, so its child gets no
     terminal): Ctrl-Z stops pyinit and its child (bash reports the job stopped), fg resumes
-    both, and Ctrl-C reaches pyinit, which forwards it: the job ends with 130."""
+    both, and Ctrl-C reaches pyinit, which forwards it: the job ends with 130. The same as
+    dumb-init -c, where the child stays in the job's own process group."""
     master, slave = os.openpty()
     try:
         run = start(in_namespace(["setsid", "-c", "bash", "--norc", "--noprofile", "-i"],
@@ -286,11 +288,15 @@ def test_job_control_under_an_interactive_shell(pyinit, start):
         slave = -1
         os.write(master, b"echo hello\n")
         read_pty(master, b"hello\r\n")
-        command = " ".join(pyinit) + " -- sh -c 'echo started; sleep 1000'"
+        command = " ".join(pyinit + mode) + " -- sh -c 'echo started; sleep 1000'"
         os.write(master, command.encode() + b"\n")
         read_pty(master, b"started\r\n")
         pyinit_pid = run.pyinit_pid
         child = child_of(pyinit_pid)
+        # Ctrl-Z while sh is still vfork()ing sleep would leave sh in D state until its child
+        # execs, which the stop prevents: wait until sleep is running.
+        wait_for(lambda: [p.name() for p in psutil.Process(child).children()] == ["sleep"],
+                 what="sleep to run")
         os.write(master, b"\x1a")  # Ctrl-Z
         read_pty(master, b"Stopped")
         wait_for(lambda: state(pyinit_pid) == "T" and state(child) == "T",
