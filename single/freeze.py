@@ -130,8 +130,9 @@ def c_source(modules: list[tuple[str, bytes, bool]]) -> str:
 
 def main() -> None:
     out, root, psutil_dir = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    # absolute: pyinit moves to / before it starts the child (it never pins a directory)
     files = imported(root, [str(root / "single"), str(root), str(psutil_dir)],
-                     out.with_suffix(".txt"))
+                     out.with_suffix(".txt").resolve())
     for needed in ("_pyinit_single", "pyinit.init", "pyinit.tree", "psutil._pslinux"):
         if needed not in files:
             sys.exit(f"freeze.py: running pyinit did not import {needed}")
