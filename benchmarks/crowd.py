@@ -36,8 +36,8 @@ def crowd_once(prefix: list[str], crowd: int, escapees: int, path: str) -> dict:
 
 def bench_crowd(inits: dict[str, list[str]], crowds: list[int], escapees: int,
                 runs: int) -> dict:
-    """{path: {crowd: {init: [results]}}} for pyinit and the frozen bundle."""
-    mine = {name: prefix for name, prefix in inits.items() if name in ("pyinit", "frozen")}
+    """{path: {crowd: {init: [results]}}} for pyinit, the frozen bundle and the single file."""
+    mine = {name: prefix for name, prefix in inits.items() if name in ("pyinit", "frozen", "single")}
     paths = [path for path in PATHS if path != "cgroup" or _cgroup2()]
     return {path: {str(crowd): rounds(list(mine), runs, lambda name, crowd=crowd, path=path:
                                       crowd_once(mine[name], crowd, escapees, path))
