@@ -15,7 +15,8 @@ import uuid
 from contenders import BARE, CHILD, HOLDER, rounds
 from processes import NS_PROC, WAIT, LineReader, finish, popen
 
-PATHS = {"tree": "cgroup1,cgroup2", "cgroup": ""}  # PYINIT_TEST_DISABLE for each path
+PATHS = {"tree": "cgroup1,cgroup2", "cgroup": ""}
+TEARS_DOWN = ("pyinit", "frozen", "single")  # PYINIT_TEST_DISABLE for each path
 
 
 def crowd_once(prefix: list[str], crowd: int, escapees: int, path: str) -> dict:
@@ -37,7 +38,7 @@ def crowd_once(prefix: list[str], crowd: int, escapees: int, path: str) -> dict:
 def bench_crowd(inits: dict[str, list[str]], crowds: list[int], escapees: int,
                 runs: int) -> dict:
     """{path: {crowd: {init: [results]}}} for pyinit, the frozen bundle and the single file."""
-    mine = {name: prefix for name, prefix in inits.items() if name in ("pyinit", "frozen", "single")}
+    mine = {name: prefix for name, prefix in inits.items() if name in TEARS_DOWN}
     paths = [path for path in PATHS if path != "cgroup" or _cgroup2()]
     return {path: {str(crowd): rounds(list(mine), runs, lambda name, crowd=crowd, path=path:
                                       crowd_once(mine[name], crowd, escapees, path))
