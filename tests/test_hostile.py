@@ -79,8 +79,9 @@ def test_stuck_reader_never_blocks_and_reports_drops(pyinit, start) -> None:
 def test_signal_flood_does_not_starve_reaping(pyinit, start) -> None:
     """HUP (1) is taken before CHLD (17) by sigwaitinfo: a flood that outlasts the child must
     still let pyinit see the child's exit and leave."""
-    script = "trap '' HUP; echo up; " + ORPHANS.format(n=20) + "sleep 0.3; exit 5"
-    running = start(in_namespace([*pyinit, "--", "sh", "-c", script], "pid1"))
+    script = "trap '' HUP; echo up; read go; " + ORPHANS.format(n=20) + "sleep 0.3; exit 5"
+    running = start(in_namespace([*pyinit, "--", "sh", "-c", script], "pid1"),
+                    stdin=subprocess.PIPE)
     assert read_line(running.proc.stdout) == b"up\n"
     flood = subprocess.Popen([sys.executable, "-c", (
         "import os, sys, time\n"
@@ -89,6 +90,8 @@ def test_signal_flood_does_not_starve_reaping(pyinit, start) -> None:
         "    try: os.kill(int(sys.argv[1]), 1)\n"
         "    except ProcessLookupError: break\n"), str(running.pyinit_pid)])
     try:
+        running.proc.stdin.write(b"go\n")  # the child exits only once the flood is on
+        running.proc.stdin.close()
         started = time.monotonic()
         assert running.wait(timeout=15) == 5
         assert flood.poll() is None or time.monotonic() - started < 15
