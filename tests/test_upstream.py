@@ -31,6 +31,15 @@ def test_dumb_init_suite(compat_links: Path, tmp_path: Path) -> None:
     results = upstream.outcomes(report)
     unexpected = sorted(node for node, outcome in results.items() if outcome == "failed"
                         and upstream.function(node) not in upstream.EXPECTED_FAILURES)
+    if unexpected:
+        # The suite's own waits are tight for an init that starts a Python (sleep_until: 150
+        # sleeps of 10 ms for a `yes | tail` pipeline to appear) on a loaded 2-core machine:
+        # what failed runs once more, and only what fails twice counts.
+        second = tmp_path / "again.xml"
+        again = upstream.run_dumb_init_suite(compat_links, second, nodes=tuple(unexpected))
+        retried = upstream.outcomes(second) if second.exists() else {}
+        unexpected = [node for node in unexpected if retried.get(node) != "passed"]
+        run = again if unexpected else run
     passing = sorted(node for node, outcome in results.items() if outcome == "passed"
                      and upstream.function(node) in upstream.EXPECTED_FAILURES)
     missing = set(upstream.EXPECTED_FAILURES) - {upstream.function(node) for node in results}

@@ -10,6 +10,7 @@ fails, and pytest must not be PID 1 (dumb-init's suite counts the processes belo
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -160,9 +161,11 @@ def in_throwaway_namespace(script: str, seconds: int) -> list[str]:
 
 
 def run_dumb_init_suite(bin_dir: Path, report: Path, seconds: int = 240,
+                        nodes: tuple[str, ...] = ("tests",),
                         ) -> subprocess.CompletedProcess[str]:
-    """dumb-init's pytest suite with bin_dir (holding a `dumb-init`) first on PATH. The
-    tests/upstream_cleanup.py plugin kills what each test leaves in the namespace."""
+    """dumb-init's pytest suite (or the given node ids of it) with bin_dir (holding a
+    `dumb-init`) first on PATH. The tests/upstream_cleanup.py plugin kills what each test
+    leaves in the namespace."""
     tree = source("dumb-init")
     venv_bin = python().parent
     # PYINIT_GRACE: only the excluded tests leave processes that ignore TERM behind; a
@@ -171,7 +174,8 @@ def run_dumb_init_suite(bin_dir: Path, report: Path, seconds: int = 240,
                PYTHONPATH=str(Path(__file__).parent), PYTHONDONTWRITEBYTECODE="1",
                PYINIT_GRACE="1")
     script = (f"cd {tree} && python -m pytest -q -p upstream_cleanup -p no:cacheprovider "
-              f"--timeout=10 --durations=5 --junitxml={report} tests")
+              f"--timeout=10 --durations=5 --junitxml={report} "
+              + " ".join(shlex.quote(node) for node in nodes))
     return subprocess.run(in_throwaway_namespace(script, seconds), env=env,
                           capture_output=True, text=True, timeout=seconds + 30, check=False)
 
