@@ -50,7 +50,7 @@ def findings() -> dict[str, object]:
         "pidfd_open": _pidfd_open(),
         "pidfd_send_signal": probe.pidfd(),
         "waitid_pidfd": _waitid_pidfd(),
-        "cgroup_layout": _layout(),
+        "cgroup_layout": _layout(cgroups),
         "cgroups": [_describe(group) for group in cgroups],
         "alone_in_cgroup": claimed is not None,
         "teardown": _teardown(claimed),
@@ -93,14 +93,14 @@ def _teardown(claimed: probe.Cgroup | None) -> str:
     return "process group only: no /proc of this PID namespace"
 
 
-def _layout() -> str:
+def _layout(cgroups: list[probe.Cgroup]) -> str:
     try:
         with open("/proc/self/cgroup") as memberships:
             keys = {line.split(":")[1] for line in memberships.read().splitlines()}
     except OSError:
         return "none"
     v2, v1 = "" in keys, bool(keys - {""})
-    mounted_v2 = any(group.version == 2 for group in probe.cgroups())
+    mounted_v2 = any(group.version == 2 for group in cgroups)
     if v2 and v1:
         return "hybrid" if mounted_v2 else "v1"
     return "v2" if v2 else ("v1" if v1 else "none")
