@@ -126,6 +126,7 @@ class CgroupScope:
             return self._send(pid, identity, sig)
         try:
             if _identity(pid) != identity:
+                os.close(fd)
                 return False  # the pidfd holds a process that came after
             _signal.pidfd_send_signal(fd, sig)
         except ProcessLookupError:
@@ -134,7 +135,7 @@ class CgroupScope:
         except BaseException:
             os.close(fd)
             raise
-        if fd in self.watched or len(self.watched) > 4096:
+        if len(self.watched) > 4096:  # enough to wake on; the rest by deadline
             os.close(fd)
             self.unwatched = True
         else:
