@@ -17,7 +17,7 @@ What this machine needs, handled here rather than by hand:
   whatever it is told (HOST_PATHS) is removed at close when the session made it.
 
 Usage (a session-scoped fixture in the test module):
-    session = Podman.start(tmp_path_factory.mktemp("podman"))   # or Podman.start(dir, user=...)
+    session = Podman.start()             # or Podman.start(user=...)
     name = session.name("exit")          # unique, and removed by close() whatever happens
     session("run", "--name", name, session.image, "sh", "-c", "exit 7", check=False)
     session.close()
@@ -33,10 +33,12 @@ import resource
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import pytest
 from helpers import FROZEN
 
 PODMAN = shutil.which("podman")
@@ -50,6 +52,9 @@ _ids = itertools.count()
 HOST_PATHS = [Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb"),
               Path("/var/lib/containers/cache"), Path("/var/lib/containers"),
               Path("/run/crun")]  # crun's state directory, made by crun_refusal's probe
+# Every module that runs podman or buildah runs on one pytest-xdist worker (--dist loadgroup):
+# a session's close() removes the HOST_PATHS it made while another may still be using them.
+STORAGE_GROUP = pytest.mark.xdist_group("containers-storage")
 
 
 def missing(bundle: bool = True) -> str | None:
@@ -122,8 +127,11 @@ class Podman:
         self._host_paths_made = [path for path in HOST_PATHS if not path.exists()]
 
     @classmethod
-    def start(cls, root: Path, user: str | None = None) -> Podman:
-        """A session with the test image built; on failure what it made is removed."""
+    def start(cls, user: str | None = None) -> Podman:
+        """A session with the test image built, in a new directory directly under /tmp (crun
+        refuses a runroot longer than 50 characters, and pytest-xdist's tmp_path is deeper);
+        on failure what it made is removed."""
+        root = Path(tempfile.mkdtemp(prefix="pyinit-podman-"))
         if user is not None:
             shutil.chown(root, user, user)
         session = cls(root, user)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 from helpers import NAMESPACE, ROOT, TIMEOUT
+from podman import STORAGE_GROUP
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), STORAGE_GROUP]
 
 TAG = "localhost/pyinit-scratch-test"
 

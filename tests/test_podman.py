@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,9 +28,9 @@ import psutil
 import pytest
 from containers import in_namespace, pid_namespace, state_of
 from helpers import ROOT, proc_status, wait_for
-from podman import Podman, crun_refusal, missing, rootless_user
+from podman import STORAGE_GROUP, Podman, crun_refusal, missing, rootless_user
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), STORAGE_GROUP]
 
 GRACE = 2
 
@@ -58,8 +57,8 @@ def _require_podman() -> None:
         pytest.skip(why)
 
 
-def _session(root: Path, user: str | None = None):
-    session = Podman.start(root, user)
+def _session(user: str | None = None):
+    session = Podman.start(user)
     try:
         yield session
     finally:
@@ -67,9 +66,9 @@ def _session(root: Path, user: str | None = None):
 
 
 @pytest.fixture(scope="module")
-def podman(tmp_path_factory: pytest.TempPathFactory):
+def podman():
     _require_podman()
-    yield from _session(tmp_path_factory.mktemp("podman"))
+    yield from _session()
 
 
 @pytest.fixture(scope="module")
@@ -333,8 +332,7 @@ def test_kube_play_the_shipped_manifest(podman: Podman, tmp_path: Path) -> None:
 def rootless():
     _require_podman()
     with rootless_user() as user:
-        root = Path(tempfile.mkdtemp(prefix="pyinit-rootless-"))
-        yield from _session(root, user)
+        yield from _session(user)
 
 
 def test_rootless_exit_status(rootless: Podman) -> None:

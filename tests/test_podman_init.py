@@ -11,11 +11,11 @@ import signal
 
 import pytest
 from helpers import SINGLE, require_single, wait_for
-from podman import Podman, missing
+from podman import STORAGE_GROUP, Podman, missing
 
 from pyinit import __version__
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), STORAGE_GROUP]
 
 INIT = "/run/podman-init"
 ESCAPEES = ('for n in 1 2; do setsid sh -c "trap \\"echo escapee got TERM; exit\\" TERM; '
@@ -23,14 +23,14 @@ ESCAPEES = ('for n in 1 2; do setsid sh -c "trap \\"echo escapee got TERM; exit\
 
 
 @pytest.fixture(scope="module")
-def podman(tmp_path_factory: pytest.TempPathFactory):
+def podman():
     require_single()
     why = missing(bundle=False)
     if why:
         if os.environ.get("CI"):
             pytest.fail(f"the podman tests must run in CI: {why}")
         pytest.skip(why)
-    session = Podman.start(tmp_path_factory.mktemp("podman-init"))
+    session = Podman.start()
     try:
         yield session
     finally:

@@ -260,8 +260,11 @@ def test_script_without_shebang_runs_with_sh(pyinit, role, start, tmp_path):
 
 
 def test_fork_failure_is_125(pyinit, role, start):
-    """RLIMIT_NPROC of 1 for uid 65534: pyinit runs, its fork fails (EAGAIN)."""
-    limited = ["prlimit", "--nproc=1", "--", "setpriv", "--reuid", "65534", "--regid", "65534",
+    """RLIMIT_NPROC of 1 for a uid nothing else runs as: pyinit runs, its fork fails (EAGAIN).
+    (Not nobody's: the limit counts every process of the uid, and other tests running beside
+    this one under pytest-xdist use it.)"""
+    uid = str(100000 + os.getpid())  # a pytest-xdist worker runs one test at a time
+    limited = ["prlimit", "--nproc=1", "--", "setpriv", "--reuid", uid, "--regid", uid,
                "--clear-groups"]
     run = start(in_namespace([*limited, *pyinit, "--", "true"], role))
     try:

@@ -15,9 +15,7 @@ pytestmark = pytest.mark.timeout(400)
 @pytest.fixture(autouse=True)
 def sources() -> None:
     try:
-        for package in upstream.SOURCES:
-            upstream.source(package)
-        upstream.python()
+        upstream.prepare()
     except upstream.Unavailable as error:
         if os.environ.get("CI"):
             pytest.fail(f"upstream suites unavailable under CI: {error}")

@@ -9,6 +9,7 @@ fails, and pytest must not be PID 1 (dumb-init's suite counts the processes belo
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
 import shutil
@@ -69,6 +70,18 @@ TINI_PATCH = (
 
 class Unavailable(Exception):
     """The sources or the suites' packages could not be fetched."""
+
+
+def prepare() -> None:
+    """Fetch and build what the suites need, once. pytest-xdist workers may start several
+    suites at the same moment: the first to take the cache's lock prepares, the others wait."""
+    CACHE.mkdir(exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for package in SOURCES:
+            source(package)
+        python()
+        sigconf_test(source("tini"))
 
 
 def source(package: str) -> Path:
@@ -201,11 +214,10 @@ def run_tini_suite(bin_dir: Path, seconds: int = 240) -> subprocess.CompletedPro
     hold `tini`; sigconf-test is linked in beside it."""
     tree = source("tini")
     runner = tree / "test" / "run_inner_tests.py"
-    patched = CACHE / "build" / "run_inner_tests.py"
+    patched = bin_dir / "run_inner_tests.py"  # this run's own: runs may overlap
     text = runner.read_text()
     if TINI_PATCH[0] not in text:
         raise AssertionError("tini's run_inner_tests.py changed: TINI_PATCH no longer applies")
-    patched.parent.mkdir(parents=True, exist_ok=True)
     patched.write_text(text.replace(TINI_PATCH[0], TINI_PATCH[1]))
     helper = bin_dir / "sigconf-test"
     if not helper.exists():
