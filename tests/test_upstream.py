@@ -10,6 +10,9 @@ import pytest
 import upstream
 
 pytestmark = pytest.mark.timeout(400)
+# Each tool's suite runs on one pytest-xdist worker (--dist loadgroup), so the same suite never
+# runs twice at once: dumb-init's tests start busy `yes | tail` pipelines and its waits are
+# tight for an init that starts a Python; tini's runner starts the init 512 times.
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +25,7 @@ def sources() -> None:
         pytest.skip(f"upstream suites unavailable: {error}")
 
 
+@pytest.mark.xdist_group("dumb-init-suite")
 def test_dumb_init_suite(compat_links: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.xml"
     run = upstream.run_dumb_init_suite(compat_links, report)
@@ -48,6 +52,7 @@ def test_dumb_init_suite(compat_links: Path, tmp_path: Path) -> None:
     assert sum(outcome == "passed" for outcome in results.values()) >= 89
 
 
+@pytest.mark.xdist_group("tini-suite")
 def test_tini_suite(compat_links: Path) -> None:
     run = upstream.run_tini_suite(compat_links)
     if run.returncode and upstream.tini_race_lost(run.stdout):

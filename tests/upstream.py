@@ -186,8 +186,11 @@ def run_dumb_init_suite(bin_dir: Path, report: Path, seconds: int = 240,
     env = dict(os.environ, PATH=f"{bin_dir}:{venv_bin}:{os.environ.get('PATH', '')}",
                PYTHONPATH=str(Path(__file__).parent), PYTHONDONTWRITEBYTECODE="1",
                PYINIT_GRACE="1")
+    # --timeout: a hang guard only. The suite's own bound is sleep_until's 150 polls of /proc;
+    # on a 2-core machine loaded with other tests a poll can take 60 ms of wall time, so its
+    # own default (5 s) and even 10 s end tests that were still on time by that bound.
     script = (f"cd {tree} && python -m pytest -q -p upstream_cleanup -p no:cacheprovider "
-              f"--timeout=10 --durations=5 --junitxml={report} "
+              f"--timeout=30 --durations=5 --junitxml={report} "
               + " ".join(shlex.quote(node) for node in nodes))
     return subprocess.run(in_throwaway_namespace(script, seconds), env=env,
                           capture_output=True, text=True, timeout=seconds + 30, check=False)
