@@ -24,8 +24,14 @@ def report(sig, frame):
     os.write(1, f"{who} {sig}\n".encode())
 for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP, signal.SIGTERM, signal.SIGTSTP):
     signal.signal(sig, report)
+# ready once the grandchild runs Python: a signal that reaches it before CPython's after-fork
+# hook is lost (the hook clears the signals pending from before the fork)
+started, running = os.pipe()
 if os.fork():
+    os.read(started, 1)
     os.write(1, b"ready\n")
+else:
+    os.write(running, b"x")
 while True:
     signal.pause()
 """
