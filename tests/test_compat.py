@@ -128,6 +128,19 @@ class Probe:
         got = self.read_for(10, awaited.issubset) if awaited else set()
         return got | self.read_for(settle)
 
+    def describe(self) -> str:
+        """The init's and the child's state and signal masks, for a failure's message."""
+        found = []
+        for who, pid in (("init", self.init), ("child", self.child)):
+            try:
+                with open(f"/proc/{pid}/status") as status:
+                    found += [f"{who} {pid} {line.strip()}" for line in status
+                              if line.startswith(("State", "SigQ", "SigPnd", "ShdPnd",
+                                                  "SigBlk", "SigIgn", "SigCgt"))]
+            except OSError as error:
+                found.append(f"{who} {pid}: {error.strerror}")
+        return "\n".join(found)
+
     def read_for(self, seconds: float, enough=lambda got: False) -> set[str]:
         got, deadline = set(), time.monotonic() + seconds
         while not enough(got) and (left := deadline - time.monotonic()) > 0:
@@ -169,13 +182,13 @@ def test_who_gets_signals(inits: Path, probe, tool: str, args: list[str],
                           env: dict[str, str], group: bool) -> None:
     running = probe([str(inits / tool), *args, "--"], env)
     expected = frozenset({"child 10", "grandchild 10"} if group else {"child 10"})
-    assert running.lines_after(signal.SIGUSR1, expected) == expected
+    assert running.lines_after(signal.SIGUSR1, expected) == expected, running.describe()
 
 
 def test_dumb_init_rewrite_and_drop(inits: Path, probe) -> None:
     running = probe([str(inits / "dumb-init"), "-r", "15:12", "--rewrite", "10:0", "--"])
     rewritten = frozenset({"child 12", "grandchild 12"})
-    assert running.lines_after(signal.SIGTERM, rewritten) == rewritten
+    assert running.lines_after(signal.SIGTERM, rewritten) == rewritten, running.describe()
     assert running.lines_after(signal.SIGUSR1) == set()  # dropped
 
 
