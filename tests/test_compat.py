@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from helpers import ORIGINALS, child_of, in_namespace, read_line, state, tool_links, wait_for
 
@@ -112,9 +113,11 @@ class Probe:
     """PROBE under an init, below a shell that is PID 1 of a fresh namespace."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        # the inits' debug output (what they forwarded to whom), for describe()
+        verbose = {"TINI_VERBOSITY": "3", "DUMB_INIT_DEBUG": "1"}
         self.proc = subprocess.Popen(in_namespace(argv + PROBE_CMD, "subreaper"),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, **verbose, **(env or {})})
         assert read_line(self.proc.stdout) == b"ready\n"
         self.init = child_of(child_of(self.proc.pid))
         self.child = child_of(self.init)
@@ -129,16 +132,24 @@ class Probe:
         return got | self.read_for(settle)
 
     def describe(self) -> str:
-        """The init's and the child's state and signal masks, for a failure's message."""
+        """For a failure's message: the state and signal masks of the init, the child and its
+        children, then (the namespace killed) what the init wrote on stderr."""
         found = []
-        for who, pid in (("init", self.init), ("child", self.child)):
+        try:
+            below = [process.pid for process in psutil.Process(self.child).children()]
+        except psutil.Error:
+            below = []
+        for who, pid in (("init", self.init), ("child", self.child),
+                         *(("grandchild", pid) for pid in below)):
             try:
                 with open(f"/proc/{pid}/status") as status:
                     found += [f"{who} {pid} {line.strip()}" for line in status
-                              if line.startswith(("State", "SigQ", "SigPnd", "ShdPnd",
-                                                  "SigBlk", "SigIgn", "SigCgt"))]
+                              if line.startswith(("State", "SigPnd", "ShdPnd", "SigBlk",
+                                                  "SigIgn", "SigCgt"))]
             except OSError as error:
                 found.append(f"{who} {pid}: {error.strerror}")
+        self.close()
+        found.append(self.proc.stderr.read().decode(errors="replace")[-2000:])
         return "\n".join(found)
 
     def read_for(self, seconds: float, enough=lambda got: False) -> set[str]:
