@@ -271,9 +271,13 @@ def test_tini_subreaper_options_accepted(compat_links: Path, args: list[str],
 
 def test_tini_pdeathsig(compat_links: Path, tmp_path: Path) -> None:
     """-p SIGNAL: when tini's parent (a subshell) exits, tini gets SIGNAL and forwards it."""
-    mark = tmp_path / "mark"
-    child = f'trap "echo got > {mark}; exit 0" USR1; sleep 5 & wait'
-    script = f'("$0" -p SIGUSR1 -- sh -c \'{child}\' & sleep 0.5); sleep 2'
+    mark, ready = tmp_path / "mark", tmp_path / "ready"
+    child = f'trap "echo got > {mark}; exit 0" USR1; touch {ready}; sleep 5 & wait'
+    # the subshell exits once the child has its trap (tini set -p before starting it), and the
+    # test waits for the mark: bounded polls, not fixed sleeps a loaded machine outlasts
+    until = 'i=0; while [ ! -e "$1" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done'
+    script = (f'wait_for() {{ {until}; }}; ("$0" -p SIGUSR1 -- sh -c \'{child}\' & '
+              f'wait_for {ready}); wait_for {mark}')
     run(["sh", "-c", script, str(compat_links / "tini")])
     assert mark.read_text() == "got\n"
 
