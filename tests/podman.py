@@ -16,7 +16,7 @@ What this machine needs, handled here rather than by hand:
   its network configuration and TMPDIR point into it, and what podman writes on the host
   whatever it is told (HOST_PATHS) is removed at close when the session made it.
 
-Usage (a session-scoped fixture in the test module):
+Usage (in a module-scoped fixture, `with session() as podman: yield podman` does this):
     session = Podman.start()             # or Podman.start(user=...)
     name = session.name("exit")          # unique, and removed by close() whatever happens
     session("run", "--name", name, session.image, "sh", "-c", "exit 7", check=False)
@@ -307,6 +307,16 @@ def crun_refusal(session: Podman) -> str | None:
     finally:
         session.remove_container(name)
     return None if done.returncode == 0 else done.stderr.strip().splitlines()[-1]
+
+
+@contextlib.contextmanager
+def session(user: str | None = None) -> Iterator[Podman]:
+    """Podman.start(user), closed whatever happens: a module fixture's body."""
+    started = Podman.start(user)
+    try:
+        yield started
+    finally:
+        started.close()
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ import psutil
 import pytest
 from containers import in_namespace, pid_namespace, state_of
 from helpers import ROOT, proc_status, wait_for
-from podman import STORAGE_GROUP, Podman, crun_refusal, missing, rootless_user
+from podman import STORAGE_GROUP, Podman, crun_refusal, missing, rootless_user, session
 
 pytestmark = [pytest.mark.timeout(300), STORAGE_GROUP]
 
@@ -57,18 +57,11 @@ def _require_podman() -> None:
         pytest.skip(why)
 
 
-def _session(user: str | None = None):
-    session = Podman.start(user)
-    try:
-        yield session
-    finally:
-        session.close()
-
-
 @pytest.fixture(scope="module")
 def podman():
     _require_podman()
-    yield from _session()
+    with session() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -331,8 +324,8 @@ def test_kube_play_the_shipped_manifest(podman: Podman, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def rootless():
     _require_podman()
-    with rootless_user() as user:
-        yield from _session(user)
+    with rootless_user() as user, session(user) as started:
+        yield started
 
 
 def test_rootless_exit_status(rootless: Podman) -> None:

@@ -11,7 +11,7 @@ import signal
 
 import pytest
 from helpers import SINGLE, require_single, wait_for
-from podman import STORAGE_GROUP, Podman, missing
+from podman import STORAGE_GROUP, Podman, missing, session
 
 from pyinit import __version__
 
@@ -30,11 +30,8 @@ def podman():
         if os.environ.get("CI"):
             pytest.fail(f"the podman tests must run in CI: {why}")
         pytest.skip(why)
-    session = Podman.start()
-    try:
-        yield session
-    finally:
-        session.close()
+    with session() as started:
+        yield started
 
 
 def init_run(podman: Podman, *options: str, command: list[str], check: bool = False):
