@@ -178,6 +178,54 @@ def read_line(stream, timeout: float = TIMEOUT) -> bytes:
     return line
 
 
+def run_bounded(argv: list, timeout: float = TIMEOUT, **popen: object
+                ) -> subprocess.CompletedProcess:
+    """subprocess.run(argv, capture_output=True, timeout=timeout), except that a run that
+    outlasts timeout fails with what each of its processes was doing (state, kernel stack,
+    pending signals) and what the kernel logged about stalls, captured before it is killed."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          **popen) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            found = describe_processes(proc.pid)
+            proc.kill()  # unshare --kill-child takes the namespace with it
+            proc.communicate(timeout=TIMEOUT)
+            raise AssertionError(f"{argv!r} still running after {timeout} s:\n{found}"
+                                 ) from None
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
+def describe_processes(root: int) -> str:
+    """root and its descendants: state, wait channel, kernel stack and signal sets of each,
+    then the kernel's recent complaints about stalled CPUs and tasks (RCU, workqueues)."""
+    try:
+        tree = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+    except psutil.Error:
+        tree = []
+    found = []
+    for process in tree:
+        pid = process.pid
+        try:
+            status = proc_status(pid)
+            wchan = Path(f"/proc/{pid}/wchan").read_text()
+            stack = " < ".join(line.split()[-1] for line in
+                               Path(f"/proc/{pid}/stack").read_text().splitlines()[:6])
+        except OSError as error:
+            found.append(f"{pid}: {error.strerror}")
+            continue
+        found.append(f"{pid} ppid {status.get('PPid')} {status.get('Name')} "
+                     f"{status.get('State')} wchan {wchan or '-'} stack {stack or '-'} "
+                     f"SigPnd {status.get('SigPnd')} ShdPnd {status.get('ShdPnd')} "
+                     f"SigBlk {status.get('SigBlk')}")
+    kernel = subprocess.run(["dmesg"], capture_output=True, text=True, check=False,
+                            timeout=TIMEOUT).stdout.splitlines()
+    stalls = [line for line in kernel if any(word in line for word in (
+        "starved", "stall", "hung=", "blocked for more"))]
+    uptime = Path("/proc/uptime").read_text().split()[0]
+    return "\n".join([*found, f"kernel (uptime {uptime} s):", *stalls[-5:]])
+
+
 def read_until(stream, predicate, timeout: float = TIMEOUT) -> bytes:
     """Lines until one satisfies predicate (returned); the rest are skipped."""
     deadline = time.monotonic() + timeout

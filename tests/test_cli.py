@@ -8,18 +8,17 @@ import os
 import subprocess
 
 import pytest
-from helpers import TIMEOUT
+from helpers import TIMEOUT, run_bounded
 
 import pyinit as package
 
 
 def run_direct(pyinit, args, env=None) -> subprocess.CompletedProcess:
     """pyinit outside any namespace: only for runs that exit before starting anything, or
-    start `true`; subprocess.run kills it on timeout."""
+    start `true`; run_bounded describes and kills it on timeout."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PYINIT_")}
     environ.update(env or {})
-    return subprocess.run([*pyinit, *args], env=environ, capture_output=True, timeout=TIMEOUT,
-                          stdin=subprocess.DEVNULL)
+    return run_bounded([*pyinit, *args], TIMEOUT, env=environ, stdin=subprocess.DEVNULL)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["-h"], ["-h", "--", "true"], ["-v", "--help"]])

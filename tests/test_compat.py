@@ -14,7 +14,16 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import ORIGINALS, child_of, in_namespace, read_line, state, tool_links, wait_for
+from helpers import (
+    ORIGINALS,
+    child_of,
+    in_namespace,
+    read_line,
+    run_bounded,
+    state,
+    tool_links,
+    wait_for,
+)
 
 # The main child prints "ready", then "child N" / "grandchild N" for each signal N it gets.
 # Blocked and taken with sigwaitinfo, not handled: a handler that runs just before pause() is
@@ -40,8 +49,8 @@ PROBE_CMD = [sys.executable, "-c", PROBE]
 
 def run(argv: list[str], env: dict[str, str] | None = None,
         **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(in_namespace(argv, "pid1"), capture_output=True, text=True,
-                          timeout=30, env={**os.environ, **(env or {})}, check=False, **kwargs)
+    return run_bounded(in_namespace(argv, "pid1"), 30, text=True,
+                       env={**os.environ, **(env or {})}, **kwargs)
 
 
 @pytest.fixture(params=["source", "frozen", "original"])
@@ -309,8 +318,7 @@ def test_fuzz_compat_command_lines(compat_links: Path, tool: str) -> None:
     def fuzz(options: list[str], with_child: bool) -> None:
         argv = [str(compat_links / tool), *options]
         argv += ["--", "/bin/sh", "-c", "exit 3"] if with_child else []
-        result = subprocess.run([unshare, *namespace, *argv], capture_output=True,
-                                timeout=20, env={"PATH": "/nonexistent"}, check=False)
+        result = run_bounded([unshare, *namespace, *argv], 20, env={"PATH": "/nonexistent"})
         err = result.stderr.decode(errors="replace")
         assert "Traceback" not in err, err
         assert result.returncode in {0, 1, 3, 126, 127}, (options, result.returncode, err)

@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 
-from helpers import NAMESPACE
+from helpers import NAMESPACE, run_bounded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -50,8 +50,7 @@ def run(pyinit: list[str], argv: list[str], env: dict[str, str]) -> subprocess.C
     environment = {"PATH": "/nonexistent", **env}
     unshare = shutil.which(NAMESPACE[0])
     command = [os.fsencode(word) for word in [unshare, *NAMESPACE[1:], *pyinit, *argv]]
-    return subprocess.run(command, env={k: os.fsencode(v) for k, v in environment.items()},
-                          capture_output=True, timeout=20)
+    return run_bounded(command, 20, env={k: os.fsencode(v) for k, v in environment.items()})
 
 
 def check(pyinit: list[str], argv: list[str], env: dict[str, str]) -> None:
