@@ -55,6 +55,7 @@ HOST_PATHS = [Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb"),
 # Every module that runs podman or buildah runs on one pytest-xdist worker (--dist loadgroup):
 # a session's close() removes the HOST_PATHS it made while another may still be using them.
 STORAGE_GROUP = pytest.mark.xdist_group("containers-storage")
+SESSION_PREFIX = "pyinit-podman-"  # directly under /tmp; see Podman.start
 
 
 def missing(bundle: bool = True) -> str | None:
@@ -130,8 +131,10 @@ class Podman:
     def start(cls, user: str | None = None) -> Podman:
         """A session with the test image built, in a new directory directly under /tmp (crun
         refuses a runroot longer than 50 characters, and pytest-xdist's tmp_path is deeper);
-        on failure what it made is removed."""
-        root = Path(tempfile.mkdtemp(prefix="pyinit-podman-"))
+        on failure what it made is removed. Sessions whose process died unclosed go first."""
+        sweep_abandoned()
+        root = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX))
+        (root / "owner").write_text(_identity(os.getpid()))
         if user is not None:
             shutil.chown(root, user, user)
         session = cls(root, user)
@@ -278,6 +281,40 @@ class Podman:
         for path in self._host_paths_made:
             with contextlib.suppress(OSError):  # a directory someone else now uses stays
                 path.rmdir() if path.is_dir() else path.unlink()
+
+
+def _identity(pid: int) -> str:
+    """pid and its start time: the same pid reused by another process does not match."""
+    try:
+        return f"{pid} {psutil.Process(pid).create_time()}"
+    except psutil.Error:
+        return ""
+
+
+def sweep_abandoned() -> None:
+    """Remove the sessions whose process died without closing them, containers and pods first.
+
+    A fixture's finally does not run in a SIGKILLed pytest-xdist worker, and an interrupted run
+    gives its workers 10 s (xdist's EXIT_TIMEOUT) before killing them, too little for podman to
+    remove a few containers under load: so the next session (and an interrupted soak) cleans up.
+    A directory without an owner file is one being made, and is left alone."""
+    for root in Path(tempfile.gettempdir()).glob(f"{SESSION_PREFIX}*"):
+        try:
+            owner = (root / "owner").read_text()
+            uid = root.stat().st_uid
+        except OSError:
+            continue
+        if owner and _identity(int(owner.split()[0])) == owner:
+            continue  # its process still runs
+        try:
+            user = None if uid == 0 else pwd.getpwuid(uid).pw_name
+        except KeyError:  # a rootless session whose user is gone, and its processes with it
+            shutil.rmtree(root, ignore_errors=True)
+            continue
+        abandoned = Podman(root, user)
+        abandoned("pod", "rm", "--all", "--force", "--time", "0", check=False)
+        abandoned("rm", "--all", "--force", "--time", "0", check=False)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _fill(rootfs: Path) -> None:
