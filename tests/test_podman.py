@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +30,16 @@ import psutil
 import pytest
 from containers import in_namespace, pid_namespace, state_of
 from helpers import ROOT, proc_status, wait_for
-from podman import STORAGE_GROUP, Podman, crun_refusal, missing, rootless_user, session
+from podman import (
+    STORAGE_GROUP,
+    TIMEOUT,
+    Podman,
+    crun_refusal,
+    missing,
+    rootless_user,
+    session,
+    sweep_abandoned,
+)
 
 pytestmark = [pytest.mark.timeout(300), STORAGE_GROUP]
 
@@ -319,6 +330,41 @@ def test_kube_play_the_shipped_manifest(podman: Podman, tmp_path: Path) -> None:
 
 
 # -- rootless ------------------------------------------------------------------------------
+
+
+# A session whose process dies with a container running, as a SIGKILLed xdist worker's does.
+ABANDON = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+import podman
+session = podman.Podman.start()
+session("run", "--detach", "--name", session.name("abandoned"), session.image, "sleep", "300")
+print(session.root, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_an_abandoned_session_is_swept(podman: Podman) -> None:
+    """The next session's start removes what a dead session left (its containers, then its
+    directory) and leaves a live session alone."""
+    done = subprocess.run([sys.executable, "-c", ABANDON, str(ROOT / "tests")],
+                          capture_output=True, text=True, timeout=TIMEOUT * 4, check=False)
+    root = Path(done.stdout.strip())
+    assert done.returncode == -signal.SIGKILL and root.is_dir(), done.stderr
+    monitors = [process for process in psutil.process_iter(["cmdline"])
+                if str(root) in " ".join(process.info["cmdline"] or ())]
+    left = [*monitors, *(child for monitor in monitors for child in monitor.children(True))]
+    assert any(process.name() == "sleep" for process in left), "the container is not running"
+    sweep_abandoned()
+    assert not root.exists() and podman.root.is_dir()
+    wait_for(lambda: not any(map(_alive, left)), 10, "the abandoned container's processes gone")
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.fixture(scope="module")
