@@ -351,10 +351,19 @@ def test_an_abandoned_session_is_swept(podman: Podman) -> None:
                           capture_output=True, text=True, timeout=TIMEOUT * 4, check=False)
     root = Path(done.stdout.strip())
     assert done.returncode == -signal.SIGKILL and root.is_dir(), done.stderr
-    monitors = [process for process in psutil.process_iter(["cmdline"])
-                if str(root) in " ".join(process.info["cmdline"] or ())]
-    left = [*monitors, *(child for monitor in monitors for child in monitor.children(True))]
-    assert any(process.name() == "sleep" for process in left), "the container is not running"
+    left: list[psutil.Process] = []
+
+    def sleeping() -> bool:  # `run --detach` returns before pyinit's child has exec'd sleep
+        monitors = [process for process in psutil.process_iter(["cmdline"])
+                    if str(root) in " ".join(process.info["cmdline"] or ())]
+        try:
+            left[:] = [*monitors, *(child for monitor in monitors
+                                    for child in monitor.children(recursive=True))]
+            return any(process.name() == "sleep" for process in left)
+        except psutil.NoSuchProcess:
+            return False
+
+    wait_for(sleeping, 10, "the abandoned container's sleep")
     sweep_abandoned()
     assert not root.exists() and podman.root.is_dir()
     wait_for(lambda: not any(map(_alive, left)), 10, "the abandoned container's processes gone")
