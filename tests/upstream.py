@@ -18,6 +18,9 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from cgroups import cpu_limited
+from helpers import join_cgroup
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".upstream"
 VENV = CACHE / "venv"
@@ -173,6 +176,14 @@ def in_throwaway_namespace(script: str, seconds: int) -> list[str]:
             "--kill-child", "sh", "-c", f"{script}; rc=$?; exit $rc"]
 
 
+def _run_in_throwaway_namespace(script: str, seconds: int, env: dict[str, str],
+                                cgroup: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The script's output and status, run as in_throwaway_namespace says, in cgroup if given."""
+    argv = in_throwaway_namespace(script, seconds)
+    return subprocess.run(join_cgroup(cgroup) + argv if cgroup else argv, env=env,
+                          capture_output=True, text=True, timeout=seconds + 30, check=False)
+
+
 def run_dumb_init_suite(bin_dir: Path, report: Path, seconds: int = 240,
                         nodes: tuple[str, ...] = ("tests",),
                         ) -> subprocess.CompletedProcess[str]:
@@ -192,8 +203,8 @@ def run_dumb_init_suite(bin_dir: Path, report: Path, seconds: int = 240,
     script = (f"cd {tree} && python -m pytest -q -p upstream_cleanup -p no:cacheprovider "
               f"--timeout=30 --durations=5 --junitxml={report} "
               + " ".join(shlex.quote(node) for node in nodes))
-    return subprocess.run(in_throwaway_namespace(script, seconds), env=env,
-                          capture_output=True, text=True, timeout=seconds + 30, check=False)
+    with cpu_limited(1) as cgroup:  # its `yes | tail` pipelines starve the machine otherwise
+        return _run_in_throwaway_namespace(script, seconds, env, cgroup)
 
 
 def outcomes(report: Path) -> dict[str, str]:
@@ -229,8 +240,7 @@ def run_tini_suite(bin_dir: Path, seconds: int = 240) -> subprocess.CompletedPro
     env = dict(os.environ, PATH=f"{venv_bin}:{os.environ.get('PATH', '')}",
                SOURCE_DIR=str(tree), BUILD_DIR=str(bin_dir), FORCE_SUBREAPER="1",
                PYTHONDONTWRITEBYTECODE="1")
-    return subprocess.run(in_throwaway_namespace(f"python {patched}", seconds), env=env,
-                          capture_output=True, text=True, timeout=seconds + 30, check=False)
+    return _run_in_throwaway_namespace(f"python {patched}", seconds, env)
 
 
 def tini_race_lost(stdout: str) -> bool:
