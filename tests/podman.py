@@ -284,10 +284,13 @@ class Podman:
 
 
 def _identity(pid: int) -> str:
-    """pid and its start time: the same pid reused by another process does not match."""
+    """pid and its start time in clock ticks since boot: the same pid reused by another process
+    does not match. (Not psutil's create_time: it adds /proc/stat's btime, which moves when the
+    wall clock is stepped; once, under the soak, a live session was swept for it.)"""
     try:
-        return f"{pid} {psutil.Process(pid).create_time()}"
-    except psutil.Error:
+        with open(f"/proc/{pid}/stat") as stat:
+            return f"{pid} {stat.read().rsplit(')', 1)[1].split()[19]}"
+    except OSError:
         return ""
 
 

@@ -280,7 +280,9 @@ def test_tini_subreaper_options_accepted(compat_links: Path, args: list[str],
 def test_tini_pdeathsig(compat_links: Path, tmp_path: Path) -> None:
     """-p SIGNAL: when tini's parent (a subshell) exits, tini gets SIGNAL and forwards it."""
     mark, ready = tmp_path / "mark", tmp_path / "ready"
-    child = f'trap "echo got > {mark}; exit 0" USR1; touch {ready}; sleep 5 & wait'
+    # the mark appears whole (renamed into place): a mark seen while still empty ended the test
+    child = (f'trap "echo got > {mark}.part; mv {mark}.part {mark}; exit 0" USR1; '
+             f'touch {ready}; sleep 5 & wait')
     # the subshell exits once the child has its trap (tini set -p before starting it), and the
     # test waits for the mark: bounded polls, not fixed sleeps a loaded machine outlasts
     until = 'i=0; while [ ! -e "$1" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done'
