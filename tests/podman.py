@@ -314,10 +314,22 @@ def sweep_abandoned() -> None:
         except KeyError:  # a rootless session whose user is gone, and its processes with it
             shutil.rmtree(root, ignore_errors=True)
             continue
+        # its podman commands and conmons first: a command left waiting on the session's
+        # locks blocks the removal, and one that outlives the storage hangs for good
+        for process in holders(root):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
         abandoned = Podman(root, user)
         abandoned("pod", "rm", "--all", "--force", "--time", "0", check=False)
         abandoned("rm", "--all", "--force", "--time", "0", check=False)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def holders(root: Path) -> list[psutil.Process]:
+    """The processes that name the session directory root on their command line: podman
+    commands and the conmons that watch its containers."""
+    return [process for process in psutil.process_iter(["cmdline"])
+            if str(root) in " ".join(process.info["cmdline"] or ())]
 
 
 def _fill(rootfs: Path) -> None:

@@ -35,6 +35,7 @@ from podman import (
     TIMEOUT,
     Podman,
     crun_refusal,
+    holders,
     missing,
     rootless_user,
     session,
@@ -354,8 +355,7 @@ def test_an_abandoned_session_is_swept(podman: Podman) -> None:
     left: list[psutil.Process] = []
 
     def sleeping() -> bool:  # `run --detach` returns before pyinit's child has exec'd sleep
-        monitors = [process for process in psutil.process_iter(["cmdline"])
-                    if str(root) in " ".join(process.info["cmdline"] or ())]
+        monitors = holders(root)
         try:
             left[:] = [*monitors, *(child for monitor in monitors
                                     for child in monitor.children(recursive=True))]
