@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import pwd
 import resource
@@ -322,7 +323,17 @@ def sweep_abandoned() -> None:
         abandoned = Podman(root, user)
         abandoned("pod", "rm", "--all", "--force", "--time", "0", check=False)
         abandoned("rm", "--all", "--force", "--time", "0", check=False)
+        _delete_runc_states(root)  # with its conmon killed, nothing deletes the runc state
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _delete_runc_states(root: Path) -> None:
+    listed = subprocess.run(["runc", "list", "--format", "json"], capture_output=True,
+                            text=True, timeout=TIMEOUT, check=False).stdout
+    for state in json.loads(listed or "null") or []:
+        if state.get("bundle", "").startswith(f"{root}/"):
+            subprocess.run(["runc", "delete", "--force", state["id"]], capture_output=True,
+                           timeout=TIMEOUT, check=False)
 
 
 def holders(root: Path) -> list[psutil.Process]:

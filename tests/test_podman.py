@@ -366,6 +366,9 @@ def test_an_abandoned_session_is_swept(podman: Podman) -> None:
     wait_for(sleeping, 10, "the abandoned container's sleep")
     sweep_abandoned()
     assert not root.exists() and podman.root.is_dir()
+    runc_states = subprocess.run(["runc", "list"], capture_output=True, text=True,
+                                 timeout=TIMEOUT, check=False).stdout
+    assert str(root) not in runc_states
     wait_for(lambda: not any(map(_alive, left)), 10, "the abandoned container's processes gone")
 
 
