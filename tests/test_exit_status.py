@@ -58,7 +58,9 @@ def test_pdeathsig_is_forwarded(pyinit, tmp_path, via):
     """pyinit's parent (a shell that is not PID 1) is SIGKILLed: pyinit gets USR1 and forwards
     it; the child's trap writes a marker and exits, and pyinit exits after it."""
     marker = tmp_path / "marker"
-    child = f"trap 'echo got-usr1 > {marker}; exit 0' USR1; echo ready; sleep 1000 & wait"
+    # the marker appears whole (renamed into place): one seen while still empty ended the test
+    child = (f"trap 'echo got-usr1 > {marker}.part; mv {marker}.part {marker}; exit 0' USR1; "
+             "echo ready; sleep 1000 & wait")
     args = ["-p", "USR1"] if via == "option" else []
     inner = f"{shlex.join([*pyinit, *args, '--', 'sh', '-c', child])} & exec sleep 1000"
     env = {**os.environ, "PYINIT_PDEATHSIG": "USR1"} if via == "environment" else None
