@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import kernel_log
 import psutil
 import pytest
 
@@ -218,12 +219,8 @@ def describe_processes(root: int) -> str:
                      f"{status.get('State')} wchan {wchan or '-'} stack {stack or '-'} "
                      f"SigPnd {status.get('SigPnd')} ShdPnd {status.get('ShdPnd')} "
                      f"SigBlk {status.get('SigBlk')}")
-    kernel = subprocess.run(["dmesg"], capture_output=True, text=True, check=False,
-                            timeout=TIMEOUT).stdout.splitlines()
-    stalls = [line for line in kernel if any(word in line for word in (
-        "starved", "stall", "hung=", "blocked for more"))]
     uptime = Path("/proc/uptime").read_text().split()[0]
-    return "\n".join([*found, f"kernel (uptime {uptime} s):", *stalls[-5:]])
+    return "\n".join([*found, f"kernel (uptime {uptime} s):", *kernel_log.stalls()[-5:]])
 
 
 def read_until(stream, predicate, timeout: float = TIMEOUT) -> bytes:
