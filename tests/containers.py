@@ -259,6 +259,17 @@ def tree(pid: int) -> list[psutil.Process]:
         return []
 
 
+def cmdlines(pid: int) -> list[list[str]]:
+    """The command line of every process below pid that still has one."""
+    found = []
+    for process in tree(pid):
+        try:
+            found.append(process.cmdline())
+        except psutil.Error:
+            pass
+    return found
+
+
 def children_of(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children()

@@ -25,6 +25,12 @@ NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
 # As a subreaper: a plain shell is PID 1 of the namespace and pyinit is its child.
 BELOW_SHELL = ["/bin/sh", "-c", '"$@"; exit $?', "sh"]
 TIMEOUT = 30
+# Shell: make an orphan (its parent exits at once), then wait until its reaper has reaped it,
+# 10 s at most: `kill -0` still succeeds on a zombie. A fixed sleep instead lost that race under
+# load, and the orphan was reaped by the teardown instead.
+REAPED_ORPHAN = ("o=$(sh -c 'sleep 0.1 >/dev/null & echo $!'); i=0; "
+                 "while kill -0 $o 2>/dev/null && [ $i -lt 500 ]; "
+                 "do sleep 0.02; i=$((i+1)); done; ")
 # Put in front of pyinit's command by the `path` fixture: a wrapper that moves pyinit into a
 # cgroup of its own before exec'ing it, so pyinit is alone there and takes the cgroup path.
 JOIN: list[str] = []

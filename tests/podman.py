@@ -135,7 +135,9 @@ class Podman:
         on failure what it made is removed. Sessions whose process died unclosed go first."""
         sweep_abandoned()
         root = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX))
-        (root / "owner").write_text(_identity(os.getpid()))
+        # renamed into place: a sweep that read it empty, mid-write, would remove a live session
+        (root / "owner.part").write_text(_identity(os.getpid()))
+        (root / "owner.part").rename(root / "owner")
         if user is not None:
             shutil.chown(root, user, user)
         session = cls(root, user)

@@ -16,6 +16,7 @@ import psutil
 import pytest
 from helpers import (
     ORIGINALS,
+    REAPED_ORPHAN,
     child_of,
     in_namespace,
     read_line,
@@ -244,7 +245,7 @@ def test_init_leaves_the_starting_directory(compat_links: Path, tool: str, tmp_p
     assert result.stdout == f"/\n{tmp_path}\n"
 
 
-ORPHAN = ["sh", "-c", "(sleep 0.1 &); sleep 0.6"]  # an orphan pyinit reaps while the child runs
+ORPHAN = ["sh", "-c", REAPED_ORPHAN]  # an orphan pyinit reaps while the child runs
 
 
 @pytest.mark.parametrize(("args", "env", "warned"), [

@@ -71,7 +71,7 @@ def test_pdeathsig_is_forwarded(pyinit, tmp_path, via):
         assert read_line(proc.stdout) == b"ready\n"
         pyinit_pid = find_pyinit(proc.pid)
         parent = psutil.Process(pyinit_pid).parent()
-        assert parent.name() == "sleep"  # `inner`, after its exec
+        wait_for(lambda: parent.name() == "sleep", TIMEOUT, "`inner` to exec sleep")
         parent.kill()
         wait_for(lambda: marker.exists(), TIMEOUT, "the child to get the parent-death signal")
         assert marker.read_text() == "got-usr1\n"

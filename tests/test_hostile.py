@@ -14,7 +14,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import NAMESPACE, TIMEOUT, in_namespace, proc_status, read_line, wait_for
+from helpers import (
+    NAMESPACE,
+    REAPED_ORPHAN,
+    TIMEOUT,
+    in_namespace,
+    proc_status,
+    read_line,
+    wait_for,
+)
 
 # Marks any forwarded SIGPIPE or SIGXFSZ on stdout: pyinit must never pass its own on.
 TRAPPING = "trap 'echo got-PIPE' PIPE; trap 'echo got-XFSZ' XFSZ; "
@@ -58,7 +66,7 @@ def test_stuck_reader_never_blocks_and_reports_drops(pyinit, start) -> None:
     reader catches up, the next line is preceded by how many were lost."""
     read_end, write_end = os.pipe()
     fcntl.fcntl(write_end, 1031, 4096)  # F_SETPIPE_SZ: one page fills after ~70 lines
-    script = ORPHANS.format(n=300) + "echo made; read go; sh -c 'sleep 0 &'; sleep 0.2; exit 4"
+    script = ORPHANS.format(n=300) + "echo made; read go; " + REAPED_ORPHAN + "exit 4"
     running = start(in_namespace([*pyinit, "-v", "--", "sh", "-c", script], "pid1"),
                     stdin=subprocess.PIPE, stderr=write_end)
     os.close(write_end)

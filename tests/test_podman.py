@@ -117,11 +117,18 @@ def _assert_escapees_got_term(logs: str) -> None:
 
 
 def _main_pid_in_namespace(podman: Podman, container: str, main: list[str]) -> int:
-    """The PID, as seen inside the container, of pyinit's main child (command line main)."""
-    children = [child for child in psutil.Process(podman.pid(container)).children()
-                if child.cmdline() == main]
-    assert len(children) == 1, children
-    return _ns_pid(children[0].pid)
+    """The PID, as seen inside the container, of pyinit's main child (command line main), once
+    it has exec'd main: a log line seen may be pyinit's own, written before the exec."""
+    pyinit, found = podman.pid(container), []
+
+    def exec_done() -> bool:
+        found[:] = [child for child in psutil.Process(pyinit).children()
+                    if _cmdline(child.pid) == main]
+        return bool(found)
+
+    wait_for(exec_done, TIMEOUT, f"{main} below {container}'s pyinit")
+    assert len(found) == 1, found
+    return _ns_pid(found[0].pid)
 
 
 def _ns_pid(host_pid: int) -> int:
@@ -162,7 +169,8 @@ def test_kill_reaches_the_main_process(podman: Podman, sig: str) -> None:
     podman("kill", "--signal", sig, name)  # to the container's PID 1: pyinit, which forwards it
     _wait_for_log(podman, name, f"got {sig}")
     assert podman.inspect(name, "{{.State.Status}}") == "running"
-    assert podman.pid(name) == pyinit and state_of(pyinit) == "S"
+    assert podman.pid(name) == pyinit  # back to waiting, not exited:
+    wait_for(lambda: state_of(pyinit) == "S", TIMEOUT, "pyinit to wait for signals again")
 
 
 def test_orphans_from_the_tree_and_from_exec_are_reaped(podman: Podman) -> None:
@@ -170,16 +178,23 @@ def test_orphans_from_the_tree_and_from_exec_are_reaped(podman: Podman) -> None:
     podman("run", "--detach", "--name", name, podman.image, "sh", "-c",
            "(sleep 4243 &); echo up; exec sleep 4242")
     _wait_for_log(podman, name, "up")
-    podman("exec", name, "sh", "-c", "sleep 4243 &")
+    podman("exec", name, "sh", "-c", "sleep 4243 &")  # returns before its orphan's exec
     pyinit = podman.pid(name)
     namespace = pid_namespace(pyinit)
-    orphans = [p for p in in_namespace(namespace) if _cmdline(p) == ["sleep", "4243"]]
-    assert len(orphans) == 2, orphans
+    orphans: list[int] = []
+
+    def both_exec_done() -> bool:
+        orphans[:] = [p for p in in_namespace(namespace) if _cmdline(p) == ["sleep", "4243"]]
+        return len(orphans) == 2
+
+    wait_for(both_exec_done, TIMEOUT, "both orphans' sleep 4243")
     for orphan in orphans:
         assert psutil.Process(orphan).ppid() == pyinit  # adopted by pyinit, not conmon
         os.kill(orphan, signal.SIGKILL)  # they die; pyinit must reap them
     wait_for(lambda: not any(state_of(p) for p in orphans), 10, "the orphans to be reaped")
-    assert sorted(state_of(p) for p in in_namespace(namespace)) == ["S", "S"]  # pyinit, main
+    # pyinit and main, asleep (pyinit may still be running just after the reap)
+    wait_for(lambda: sorted(state_of(p) for p in in_namespace(namespace)) == ["S", "S"],
+             TIMEOUT, "only pyinit and main left, asleep")
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -216,7 +231,7 @@ def test_exec_failure_leaves_nothing_behind(podman: Podman, runtime: str, tmp_pa
                 found += [f"{p.pid} {state_of(p.pid)}" for p in [process, *_children(process)]]
         return found
 
-    wait_for(lambda: not leftovers(), 10, "no conmon, runtime or zombie left")
+    wait_for(lambda: not leftovers(), TIMEOUT, "no conmon, runtime or zombie left")
 
 
 def _children(process: psutil.Process) -> list[psutil.Process]:
@@ -312,11 +327,11 @@ def test_kube_play_the_shipped_manifest(podman: Podman, tmp_path: Path) -> None:
         _kill_main_from(podman, app, ["sleep", "infinity"], sidecar)
         wait_for(lambda: not state_of(pyinit), 10, "the app's pyinit to exit and be reaped")
         # The manifest keeps Kubernetes' default restartPolicy (Always): podman restarts it.
-        wait_for(lambda: podman.inspect(app, "{{.RestartCount}}") == "1", 10, "a restart")
+        wait_for(lambda: podman.inspect(app, "{{.RestartCount}}") == "1", TIMEOUT, "a restart")
         assert "exited: 137" in podman.logs(app)
         namespace = pid_namespace(pause)
         _wait_for_log(podman, app, "pyinit: started", times=2)
-        wait_for(lambda: len(in_namespace(namespace)) == 4, 10, "the restarted app")
+        wait_for(lambda: len(in_namespace(namespace)) == 4, TIMEOUT, "the restarted app")
         assert sorted(in_namespace(namespace)) == sorted(
             [pause, podman.pid(sidecar), podman.pid(app), *(
                 p.pid for p in psutil.Process(podman.pid(app)).children())])

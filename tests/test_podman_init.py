@@ -10,7 +10,7 @@ import os
 import signal
 
 import pytest
-from helpers import SINGLE, require_single, wait_for
+from helpers import REAPED_ORPHAN, SINGLE, require_single, wait_for
 from podman import STORAGE_GROUP, Podman, missing, session
 
 from pyinit import __version__
@@ -72,7 +72,7 @@ def test_stop_tears_down_escapees(podman):
 
 
 def test_orphans_are_reaped(podman):
-    script = "(sleep 0.1 &); sleep 0.5; cat /proc/[0-9]*/stat | grep -c ') Z ' || true"
+    script = REAPED_ORPHAN + "cat /proc/[0-9]*/stat | grep -c ') Z ' || true"
     _, done = init_run(podman, command=["sh", "-c", script])
     assert (done.returncode, done.stdout) == (0, "0\n"), done.stderr
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -99,7 +100,9 @@ def test_idle_pyinit_does_not_wake_up(pyinit, role, start):
     assert read_line(run.proc.stdout) == b"ready\n"
     main = child_of(run.pyinit_pid)
     wait_for(lambda: psutil.Process(main).name() == "sleep", what="the main child to exec sleep")
-    time.sleep(0.2)  # let start-up settle (pyinit has nothing left to do after exec)
+    # start-up settled: pyinit is back in its one wait (a fixed pause could end too early)
+    wait_for(lambda: "sigtimedwait" in Path(f"/proc/{run.pyinit_pid}/wchan").read_text(),
+             what="pyinit to wait for signals")
 
     def switches() -> tuple[str, str]:
         status = proc_status(run.pyinit_pid)

@@ -99,7 +99,10 @@ PIDFD_SEND_SIGNAL, PIDFD_OPEN = 424, 434
 def test_teardown_without_pidfd_syscalls(pyinit, start, syscalls, tmp_path):
     """Older seccomp profiles deny the pidfd calls with EPERM: teardown falls back to kill(2)
     and still stops every escapee (they write markers from their TERM handlers)."""
-    escapee = "trap 'echo term-$1; exit 0' TERM; touch {dir}/$1; echo $1; sleep 1000 & wait"
+    # ready (touch) once its sleep runs: a TERM between the fork and the exec would be lost
+    escapee = ("trap 'echo term-$1; exit 0' TERM; echo $1; sleep 1000 & "
+               'until [ "$(cat /proc/$!/comm 2>/dev/null)" = sleep ]; do sleep 0.01; done; '
+               "touch {dir}/$1; wait")
     escapee = escapee.format(dir=tmp_path)
     script = (f'sh -c "$0" escapee a & (setsid sh -c "$0" escapee b &); '
               f"until [ -e {tmp_path}/a ] && [ -e {tmp_path}/b ]; do sleep 0.02; done; exit 6")
