@@ -55,7 +55,7 @@ class CgroupScope:
         for pid in self.cgroup.procs():
             if pid == os.getpid():
                 continue
-            identity = _identity(pid)
+            identity = procfs.identity(pid)
             if identity is None or identity in self.denied:
                 continue
             if identity in done:
@@ -109,7 +109,7 @@ class CgroupScope:
     def _send(self, pid: int, identity: tuple[int, str], sig: int) -> bool:
         """Signal pid if it is still the process seen in the cgroup; False when it is gone."""
         if not self.use_pidfd:
-            if _identity(pid) != identity:
+            if procfs.identity(pid) != identity:
                 return False
             try:
                 os.kill(pid, sig)
@@ -125,7 +125,7 @@ class CgroupScope:
             self.use_pidfd = False
             return self._send(pid, identity, sig)
         try:
-            if _identity(pid) != identity:
+            if procfs.identity(pid) != identity:
                 os.close(fd)
                 return False  # the pidfd holds a process that came after
             _signal.pidfd_send_signal(fd, sig)
@@ -141,16 +141,3 @@ class CgroupScope:
         else:
             self.watched[fd] = pid
         return True
-
-
-def _identity(pid: int) -> tuple[int, str] | None:
-    """(pid, start time) while pid is alive in /proc; the start time tells a recycled PID."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-    if fields[0] == b"Z":
-        return None
-    return pid, fields[19].decode()
-

@@ -34,6 +34,18 @@ def comm(pid: int) -> str:
     return text[text.find(b"(") + 1:text.rfind(b")")].decode(errors="replace")
 
 
+def identity(pid: int) -> tuple[int, str] | None:
+    """(pid, start time) while pid is alive in /proc; the start time tells a recycled PID."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    if fields[0] == b"Z":
+        return None
+    return pid, fields[19].decode()
+
+
 def command_line(pid: int) -> str:
     """What `ps` shows: the command line, or the name in brackets once it has none."""
     try:

@@ -42,6 +42,8 @@ import psutil
 import pytest
 from helpers import FROZEN
 
+from pyinit import procfs
+
 PODMAN = shutil.which("podman")
 BUILDAH = shutil.which("buildah")
 BUSYBOX = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if os.path.exists(p)), None)
@@ -287,14 +289,12 @@ class Podman:
 
 
 def _identity(pid: int) -> str:
-    """pid and its start time in clock ticks since boot: the same pid reused by another process
-    does not match. (Not psutil's create_time: it adds /proc/stat's btime, which moves when the
-    wall clock is stepped; once, under the soak, a live session was swept for it.)"""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return f"{pid} {stat.read().rsplit(')', 1)[1].split()[19]}"
-    except OSError:
-        return ""
+    """pid and its start time in clock ticks since boot, as pyinit checks them: the same pid
+    reused by another process does not match. (Not psutil's create_time: it adds /proc/stat's
+    btime, which moves when the wall clock is stepped; once, under the soak, a live session was
+    swept for it.)"""
+    found = procfs.identity(pid)
+    return f"{found[0]} {found[1]}" if found else ""
 
 
 def sweep_abandoned() -> None:
