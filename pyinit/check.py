@@ -71,7 +71,8 @@ def _describe(group: probe.Cgroup) -> dict[str, object]:
 
 def _can_create_child(group: probe.Cgroup) -> bool:
     """Tried for real: make a child cgroup and remove it (only ever the one made here)."""
-    child = group.file(f"pyinit-check-{os.getpid()}")
+    # unique beyond the PID: as PID 1 of a namespace every pyinit is 1, in a shared root
+    child = group.file(f"pyinit-check-{os.getpid()}-{os.urandom(4).hex()}")
     try:
         os.mkdir(child)
     except OSError:

@@ -7,6 +7,7 @@ absent, so tests can force every fallback on a machine that has everything.
 
 from __future__ import annotations
 
+import errno
 import os
 
 TYPE_CHECKING = False
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 DISABLED = frozenset(os.environ.get("PYINIT_TEST_DISABLE", "").replace(",", " ").split())
+_REMOVED = (errno.ENOENT, errno.ENODEV)  # what a removed cgroup's files fail with
 V1_HIERARCHIES = ("pids", "freezer")  # present in every process's cgroup; no accounting needed
 
 
@@ -63,15 +65,22 @@ class Cgroup:
         return all(found == pid for found in self._walk())
 
     def _walk(self, directory: str = "") -> Iterator[int]:
-        """Own cgroup.procs first (most answers need nothing more), then the cgroups below.
-        Errors propagate: skipping a directory would hide processes from teardown."""
-        directory = directory or self.directory
-        with open(os.path.join(directory, "cgroup.procs"), "rb") as procs:
-            yield from map(int, procs.read().split())
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    yield from self._walk(entry.path)
+        """Own cgroup.procs first (most answers need nothing more), then the cgroups below. One
+        below that is removed meanwhile (its files then fail with ENOENT or ENODEV) held no
+        process, since only an empty cgroup can be removed: it is skipped. Other errors
+        propagate: skipping a directory would hide processes from teardown."""
+        try:
+            with open(os.path.join(directory or self.directory, "cgroup.procs"), "rb") as procs:
+                found = procs.read().split()
+            with os.scandir(directory or self.directory) as entries:
+                below = [entry.path for entry in entries if entry.is_dir(follow_symlinks=False)]
+        except OSError as error:
+            if directory and error.errno in _REMOVED:
+                return
+            raise
+        yield from map(int, found)
+        for path in below:
+            yield from self._walk(path)
 
     def describe(self) -> str:
         return f"cgroup{'2' if self.version == 2 else ' v1 ' + self.name} {self.path}"

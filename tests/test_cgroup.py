@@ -14,6 +14,8 @@ import pytest
 from cgroups import cgroup2_mount, make_cgroup, procs
 from helpers import NAMESPACE, TIMEOUT, join_cgroup, read_line, wait_for
 
+from pyinit import probe
+
 pytestmark = pytest.mark.skipif(cgroup2_mount() is None, reason="no cgroup2 mount")
 
 FORK_LOOP = ("setsid sh -c 'trap \"\" TERM; i=0; while [ $i -lt 3000 ]; do sleep 5 & "
@@ -146,6 +148,29 @@ def test_not_alone_means_the_tree(pyinit, cgroup, start) -> None:
         summary = err.split(b"pyinit: teardown:")[1]
         assert b"cgroup" not in summary and b"SIGTERM to 1 (" in summary
         assert keeper.poll() is None
+    finally:
+        keeper.kill()
+        keeper.wait(TIMEOUT)
+
+
+def test_a_cgroup_removed_during_the_walk_is_skipped(cgroup) -> None:
+    """Claimed as PID 1 of a namespace, a hierarchy's root lists every cgroup on the host, and
+    engines remove theirs at any time. One removed between the listing and its read held no
+    process (only an empty cgroup can be removed): the walk skips it instead of failing the
+    teardown into its fallback. The claimed cgroup itself gone is still an error."""
+    for name in ("a", "b"):
+        os.mkdir(os.path.join(cgroup, name))
+    # in the walk's order: the first holds a process, the second goes while the walk is there
+    first, second = (entry.path for entry in os.scandir(cgroup) if entry.is_dir())
+    keeper = subprocess.Popen([*join_cgroup(first), "sleep", "1000"])
+    try:
+        wait_for(lambda: keeper.pid in procs(first), what="the keeper to join")
+        walk = probe.Cgroup(2, "", "/", cgroup)._walk()  # lazily, as holds_only() reads it
+        assert next(walk) == keeper.pid
+        os.rmdir(second)
+        assert list(walk) == []
+        with pytest.raises(FileNotFoundError):
+            probe.Cgroup(2, "", "/", second).procs()
     finally:
         keeper.kill()
         keeper.wait(TIMEOUT)
