@@ -245,10 +245,20 @@ def finish(proc: subprocess.Popen, seconds: float = TIMEOUT) -> tuple[int, bytes
     try:
         out, err = proc.communicate(timeout=seconds)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(TIMEOUT)
+        kill_tree(proc)
     return proc.returncode, out, err
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a no_proc() run still going, and everything below it, by PID: its container's
+    init would outlive `timeout`, since --setuid clears the parent-death signal that
+    --kill-child set."""
+    if proc.poll() is None:
+        for process in tree(proc.pid):
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        proc.kill()
+    proc.wait(TIMEOUT)
 
 
 def tree(pid: int) -> list[psutil.Process]:

@@ -283,6 +283,8 @@ class Podman:
             self.remove_container(name)
         self("rmi", "--force", "--ignore", self.image, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+        if any(_owned(root) for root in _sessions()):
+            return  # another test run's session may be using them (a soak beside a test run)
         for path in self._host_paths_made:
             with contextlib.suppress(OSError):  # a directory someone else now uses stays
                 path.rmdir() if path.is_dir() else path.unlink()
@@ -297,6 +299,19 @@ def _identity(pid: int) -> str:
     return f"{found[0]} {found[1]}" if found else ""
 
 
+def _sessions() -> list[Path]:
+    return list(Path(tempfile.gettempdir()).glob(f"{SESSION_PREFIX}*"))
+
+
+def _owned(root: Path) -> bool:
+    """Whether the process that made the session still runs (its owner file names it)."""
+    try:
+        owner = (root / "owner").read_text()
+    except OSError:
+        return False
+    return bool(owner) and _identity(int(owner.split()[0])) == owner
+
+
 def sweep_abandoned() -> None:
     """Remove the sessions whose process died without closing them, containers and pods first.
 
@@ -304,14 +319,13 @@ def sweep_abandoned() -> None:
     gives its workers 10 s (xdist's EXIT_TIMEOUT) before killing them, too little for podman to
     remove a few containers under load: so the next session (and an interrupted soak) cleans up.
     A directory without an owner file is one being made, and is left alone."""
-    for root in Path(tempfile.gettempdir()).glob(f"{SESSION_PREFIX}*"):
+    for root in _sessions():
+        if not (root / "owner").exists() or _owned(root):
+            continue  # being made, or its process still runs
         try:
-            owner = (root / "owner").read_text()
             uid = root.stat().st_uid
         except OSError:
             continue
-        if owner and _identity(int(owner.split()[0])) == owner:
-            continue  # its process still runs
         try:
             user = None if uid == 0 else pwd.getpwuid(uid).pw_name
         except KeyError:  # a rootless session whose user is gone, and its processes with it

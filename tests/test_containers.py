@@ -218,9 +218,7 @@ def test_without_proc_forwards_reaps_and_exits(images):
         os.kill(pyinit, signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
+        containers.kill_tree(proc)
     assert out == b"got-term\n"
     assert proc.returncode == 9, err
     assert b"reaped orphan" in err and b"(?)" in err  # no /proc: no name for the zombie
