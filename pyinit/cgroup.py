@@ -12,6 +12,7 @@ ones) wake it when they die, as its own children's SIGCHLD does.
 from __future__ import annotations
 
 import _signal
+import contextlib
 import os
 
 from pyinit import log, probe, procfs, signals
@@ -46,6 +47,9 @@ class CgroupScope:
         self.denied: set[tuple[int, str]] = set()
         self.watched: dict[int, int] = {}  # pidfd -> pid, until the process is gone
         self.unwatched = False  # signalled without a pidfd: wake-ups need a deadline
+        # pidfds held to wake on, leaving descriptors for /proc and cgroup.procs: past the
+        # limit, a scan would find processes it cannot read (RLIMIT_NOFILE is often 1024)
+        self.watch_limit = min(4096, os.sysconf("SC_OPEN_MAX") - 64)
 
     def signal_new(self, sig: int) -> bool:
         """Send sig to each process of the cgroup that has not had it (CONT too, if stopped);
@@ -73,7 +77,8 @@ class CgroupScope:
             left = True
             done[identity] = about
             if sig != signals.SIGKILL and procfs.stopping(pid):
-                self._send(pid, identity, signals.SIGCONT)
+                with contextlib.suppress(PermissionError):  # it exec'd a setuid program
+                    self._send(pid, identity, signals.SIGCONT)
         return left
 
     @property
@@ -135,7 +140,7 @@ class CgroupScope:
         except BaseException:
             os.close(fd)
             raise
-        if len(self.watched) > 4096:  # enough to wake on; the rest by deadline
+        if len(self.watched) >= self.watch_limit:  # enough to wake on; the rest by deadline
             os.close(fd)
             self.unwatched = True
         else:

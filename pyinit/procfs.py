@@ -35,13 +35,17 @@ def comm(pid: int) -> str:
 
 
 def identity(pid: int) -> tuple[int, str] | None:
-    """(pid, start time) while pid is alive in /proc; the start time tells a recycled PID."""
+    """(pid, start time) while pid is alive in /proc, None once it is gone or a zombie; the
+    start time tells a recycled PID. Other errors (no descriptor left) raise: a process that
+    cannot be read is not a process that is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             fields = stat.read().rsplit(b")", 1)[1].split()
-    except OSError:
+    except (FileNotFoundError, ProcessLookupError):
         return None
-    if fields[0] == b"Z":
+    if fields[0] == b"Z" and fields[17] == b"1":
+        # only a zombie when no thread is left: a process whose main thread has exited
+        # (pthread_exit from main) shows Z while its other threads run
         return None
     return pid, fields[19].decode()
 

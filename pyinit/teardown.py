@@ -44,11 +44,12 @@ def _stop_everything(stop_signal: int, grace: float, group: int, cgroup: Cgroup 
     try:
         scope = _scope(group, cgroup)
         _finish(scope, stop_signal, started + grace, grace)
-    except (ImportError, MemoryError, SystemError, OSError) as error:
-        # psutil cannot be loaded (memory pressure) or /proc not read (no descriptors left):
-        # what is left must be stopped all the same, within what is left of the grace period.
-        # (SystemError: out of memory, an import of a frozen module, as in the single file, can
-        # lose its MemoryError on the way out of importlib.)
+    except Exception as error:
+        # psutil cannot be loaded (memory pressure), /proc not read (no descriptors left, or
+        # hidden by hidepid: psutil's AccessDenied), or anything else the walk did not foresee:
+        # what is left must be stopped all the same, within what is left of the grace period,
+        # never abandoned to a traceback. (SystemError: out of memory, an import of a frozen
+        # module, as in the single file, can lose its MemoryError on the way out of importlib.)
         why = getattr(error, "strerror", None) or type(error).__name__
         scope = _blind(group, f"cannot walk the process tree ({why})")
         _finish(scope, stop_signal, started + grace, grace)

@@ -7,6 +7,7 @@ idle life do not need it.
 from __future__ import annotations
 
 import _signal
+import contextlib
 import os
 
 import psutil
@@ -45,7 +46,8 @@ class ProcessTree:
             if sent:
                 done[process] = about
                 if sig != signals.SIGKILL and procfs.stopping(process.pid):
-                    _send(process, signals.SIGCONT)
+                    with contextlib.suppress(PermissionError):  # it exec'd a setuid program
+                        _send(process, signals.SIGCONT)
         return any(process not in self.denied for process in alive)
 
     mechanism = "process tree"
@@ -61,14 +63,9 @@ class ProcessTree:
 
 
 def _descendants() -> list[psutil.Process]:
-    alive = []
-    for process in psutil.Process().children(recursive=True):
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE:
-                alive.append(process)
-        except _GONE:
-            pass
-    return alive
+    """Not psutil's status(): a process whose main thread has exited looks like a zombie."""
+    return [process for process in psutil.Process().children(recursive=True)
+            if procfs.identity(process.pid) is not None]
 
 
 def _describe(process: psutil.Process) -> str:

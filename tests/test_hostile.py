@@ -187,6 +187,23 @@ def test_teardown_when_proc_or_psutil_is_out_of_reach(pyinit, start, limit) -> N
     assert b"Traceback" not in err
 
 
+def test_teardown_with_few_descriptors_spare(pyinit, start) -> None:
+    """More TERM-ignoring processes than pyinit has descriptors to spare: the pidfds it keeps to
+    wake on must leave room to read /proc and cgroup.procs, or the processes past the limit are
+    skipped as if gone and the next scan fails into the fallback. Capped at 100 processes."""
+    script = ("i=0; while [ $i -lt 100 ]; do (trap '' TERM; exec sleep 60) & i=$((i+1)); done; "
+              "echo ready; read go; exit 8")
+    running = start(in_namespace([*pyinit, "-t", "0.5", "--", "sh", "-c", script], "pid1"),
+                    stdin=subprocess.PIPE)
+    assert read_line(running.proc.stdout) == b"ready\n"
+    pid = running.pyinit_pid
+    spare = len(os.listdir(f"/proc/{pid}/fd")) + 16
+    subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={spare}"], check=True)
+    _, err = running.proc.communicate(b"go\n", timeout=TIMEOUT)
+    assert running.proc.returncode == 8
+    assert err == b"", err  # no fallback, no warning
+
+
 def test_stdio_closed_at_start(pyinit, start, tmp_path) -> None:
     """pyinit's own descriptors (error pipe, log) never land on 0-2: the child sees them closed,
     as pyinit got them, and pyinit at -v writes nowhere."""

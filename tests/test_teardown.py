@@ -10,8 +10,11 @@ handlers (a process SIGKILLed by the kernel writes none)."""
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -109,6 +112,28 @@ def test_term_ignoring_descendant_is_killed_at_grace(pyinit, role, start, tmp_pa
     assert run.proc.returncode == 3
     assert len(lines(marker)) == 1
     assert grace <= took < grace + 10
+    assert survivors(err) == []
+
+
+# Its main thread exits (pthread_exit from main) while another thread sleeps on: /proc shows it
+# as a zombie (state Z, no command line), but it is alive, and as pyinit's child it cannot be
+# reaped until it is stopped.
+HEADLESS = ("import ctypes, threading, time; "
+            "threading.Thread(target=time.sleep, args=(1000,)).start(); "
+            "ctypes.CDLL(None).pthread_exit(None)")
+
+
+@pytest.mark.parametrize("role", ["pid1", "subreaper"])
+def test_process_without_its_main_thread_is_stopped(pyinit, role, start):
+    """A scan that trusted /proc's state letter never signalled it, and pyinit then waited
+    forever to reap it: now it gets TERM like any process, and dies of it."""
+    script = (f"{shlex.join([sys.executable, '-c', HEADLESS])} & "
+              "until grep -q '^State:.*Z' /proc/$!/status; do sleep 0.02; done; exit 3")
+    run = start(in_namespace_audited([*pyinit, "-v", "-t", "20", "--", "sh", "-c", script],
+                                     role))
+    _, err = run.communicate()
+    assert run.proc.returncode == 3, err
+    assert re.search(rb"teardown: SIGTERM to (1|kill -1)\b.*; SIGKILL to (0|kill -1)\b", err), err
     assert survivors(err) == []
 
 
