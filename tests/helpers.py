@@ -131,6 +131,14 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> None:
         time.sleep(0.01)
 
 
+def wait_idle(pid: int, timeout: float = TIMEOUT) -> None:
+    """Until pyinit is back in its one wait (sigtimedwait), its start-up done: it closes the exec
+    error pipe only after the child's exec, so descriptors or counters read when the child says
+    ready may still change."""
+    wait_for(lambda: "sigtimedwait" in Path(f"/proc/{pid}/wchan").read_text(), timeout,
+             "pyinit to wait for signals")
+
+
 def alive(pid: int) -> bool:
     """True while pid exists and is not a zombie."""
     try:

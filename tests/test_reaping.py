@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -19,6 +18,7 @@ from helpers import (
     proc_status,
     read_line,
     wait_for,
+    wait_idle,
     zombies,
 )
 
@@ -100,9 +100,7 @@ def test_idle_pyinit_does_not_wake_up(pyinit, role, start):
     assert read_line(run.proc.stdout) == b"ready\n"
     main = child_of(run.pyinit_pid)
     wait_for(lambda: psutil.Process(main).name() == "sleep", what="the main child to exec sleep")
-    # start-up settled: pyinit is back in its one wait (a fixed pause could end too early)
-    wait_for(lambda: "sigtimedwait" in Path(f"/proc/{run.pyinit_pid}/wchan").read_text(),
-             what="pyinit to wait for signals")
+    wait_idle(run.pyinit_pid)  # a fixed pause could end too early
 
     def switches() -> tuple[str, str]:
         status = proc_status(run.pyinit_pid)
